@@ -1,0 +1,55 @@
+"""The score convention: cosine similarity of L2-normalised embeddings, ranked by a stable sort."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+
+DocT = TypeVar("DocT")
+
+
+@dataclass(frozen=True, slots=True)
+class RankedDocument(Generic[DocT]):
+    """One reranked candidate.
+
+    Attributes:
+        index: position of the document in the input list.
+        score: cosine similarity between the listwise prompt embedding and the document embedding, in [-1, 1].
+        document: the input document (the text as given, before any truncation).
+    """
+
+    index: int
+    score: float
+    document: DocT
+
+
+def l2_normalize(matrix: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation in float32; all-zero rows stay zero instead of becoming NaN."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
+
+
+def cosine_scores(query_embedding: np.ndarray, document_embeddings: np.ndarray) -> np.ndarray:
+    """Cosine similarity of one query vector against each row of ``document_embeddings`` (float32)."""
+    query = l2_normalize(query_embedding.reshape(1, -1))[0]
+    docs = l2_normalize(document_embeddings)
+    return docs @ query
+
+
+def rank_by_score(scores: np.ndarray, documents: list[DocT], top_k: int | None = None) -> list[RankedDocument[DocT]]:
+    """Sort by descending score, ties broken by input order, and keep the first ``top_k``."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    if top_k is not None:
+        order = order[:top_k]
+    return [RankedDocument(index=int(i), score=float(scores[i]), document=documents[i]) for i in order]
+
+
+def scale_score(score: float) -> float:
+    """Map a cosine score from [-1, 1] to [0, 1] with ``(score + 1) / 2``.
+
+    Monotonic, so it never changes an order; it is not a calibrated probability.
+    """
+    return (float(score) + 1.0) / 2.0
