@@ -29,7 +29,9 @@ def _read_documents(stream: TextIO, input_format: str) -> list[str]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SystemExit(f"e2rank: line {number} is not JSON ({exc}); use --input-format lines for plain text")
+            raise SystemExit(
+                f"e2rank: line {number} is not JSON ({exc}); use --input-format lines for plain text"
+            ) from None
         text = record if isinstance(record, str) else record.get("text") if isinstance(record, dict) else None
         if not isinstance(text, str):
             raise SystemExit(f"e2rank: line {number} has no string 'text' field")
