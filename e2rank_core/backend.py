@@ -239,12 +239,13 @@ class EmbeddingBackend:
         """User text to ids, special-token strings split into ordinary tokens, nothing added."""
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)
+        # verbose=False: over-long texts are expected here; the truncation policy handles them
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True, verbose=False)
         return [list(ids) for ids in encoded["input_ids"]]
 
     def _template_ids(self, text: str) -> list[int]:
         """Chat-template scaffolding: here special-token strings are real special tokens."""
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+        return list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]) if text else []
 
     def truncate_text(self, text: str, max_tokens: int) -> tuple[str, bool]:
         """Cut ``text`` after its first ``max_tokens`` tokens, on a character boundary."""
