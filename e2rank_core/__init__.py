@@ -1,6 +1,6 @@
 """e2rank: one text-embedding model as retriever and listwise reranker (E2Rank, arXiv 2510.22733)."""
 
-from .model import E2RankModel
+from .model import E2RankModel, shared_model
 from .prompts import listwise_prompt_content, retrieval_query_text
 from .resolve import ModelNotAvailableError, available_offline_models, default_model
 from .scoring import RankedDocument, scale_score
@@ -17,4 +17,5 @@ __all__ = [
     "listwise_prompt_content",
     "retrieval_query_text",
     "scale_score",
+    "shared_model",
 ]

@@ -251,7 +251,9 @@ class EmbeddingBackend:
         """Cut ``text`` after its first ``max_tokens`` tokens, on a character boundary."""
         if max_tokens <= 0:
             return "", bool(text)
-        encoded = self.tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
+        encoded = self.tokenizer(
+            text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True, verbose=False
+        )
         offsets = encoded["offset_mapping"]
         if len(offsets) <= max_tokens:
             return text, False

@@ -381,3 +381,22 @@ def _check_texts(name: str, texts: object) -> list[str]:
         if not isinstance(item, str):
             raise TypeError(f"{name}[{i}] must be a string, got {type(item).__name__}")
     return items
+
+
+_SHARED_MODELS: dict[tuple[Any, ...], E2RankModel] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_model(model_name_or_path: str, **kwargs: Any) -> E2RankModel:
+    """One loaded :class:`E2RankModel` per (model, settings) in this process.
+
+    The framework adapters call this, so a retriever-side embedder and a ranker that name the same model and
+    settings share one copy of the weights (and its embedding cache) instead of loading it twice.
+    """
+    key = (str(model_name_or_path), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+    with _SHARED_LOCK:
+        model = _SHARED_MODELS.get(key)
+        if model is None:
+            model = E2RankModel(model_name_or_path, **kwargs)
+            _SHARED_MODELS[key] = model
+        return model

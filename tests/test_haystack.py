@@ -1,0 +1,175 @@
+"""Haystack 3: E2RankRanker and embedders in real pipelines, on the packaged all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from haystack import Document, Pipeline
+from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+from e2rank_core import E2RankModel, scale_score
+from haystack_integrations.components.embedders.e2rank import E2RankDocumentEmbedder, E2RankTextEmbedder
+from haystack_integrations.components.rankers.e2rank import E2RankRanker
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+QUERY = "What is the capital of France?"
+
+
+@pytest.fixture
+def documents(capitals: list[str]) -> list[Document]:
+    return [Document(content=text, meta={"source": f"line-{i}", "lang": "en"}) for i, text in enumerate(capitals)]
+
+
+def indexed_store(documents: list[Document]) -> InMemoryDocumentStore:
+    store = InMemoryDocumentStore()
+    store.write_documents(E2RankDocumentEmbedder(model=MODEL, progress_bar=False).run(documents)["documents"])
+    return store
+
+
+def retrieval_pipeline(store: InMemoryDocumentStore, **ranker_kwargs) -> Pipeline:
+    pipeline = Pipeline()
+    pipeline.add_component("embedder", E2RankTextEmbedder(model=MODEL))
+    pipeline.add_component("retriever", InMemoryEmbeddingRetriever(store, top_k=8, return_embedding=True))
+    pipeline.add_component("ranker", E2RankRanker(model=MODEL, **ranker_kwargs))
+    pipeline.connect("embedder.embedding", "retriever.query_embedding")
+    pipeline.connect("retriever.documents", "ranker.documents")
+    return pipeline
+
+
+def test_pipeline_ranks_scores_and_cuts(documents) -> None:
+    pipeline = retrieval_pipeline(indexed_store(documents), top_k=3)
+    result = pipeline.run({"embedder": {"text": QUERY}, "ranker": {"query": QUERY}})
+    ranked = result["ranker"]["documents"]
+    assert len(ranked) == 3
+    assert "Paris is the capital" in ranked[0].content
+    scores = [d.score for d in ranked]
+    assert all(isinstance(s, float) for s in scores) and scores == sorted(scores, reverse=True)
+
+
+def test_same_ranking_as_the_core(documents, minilm: E2RankModel) -> None:
+    ranked = E2RankRanker(model=MODEL, top_k=100).run(query=QUERY, documents=documents)["documents"]
+    expected = minilm.rerank(QUERY, [d.content for d in documents])
+    assert [d.content for d in ranked] == [r.document for r in expected]
+    np.testing.assert_allclose([d.score for d in ranked], [r.score for r in expected], atol=1e-6)
+
+
+def test_yaml_round_trip_without_unsafe_flags(documents) -> None:
+    store = indexed_store(documents)
+    pipeline = retrieval_pipeline(store, top_k=4, scale_score=True, meta_fields_to_embed=["lang"])
+    yaml_text = pipeline.dumps()
+    assert "haystack_integrations.components.rankers.e2rank.ranker.E2RankRanker" in yaml_text
+    loaded = Pipeline.loads(yaml_text)  # no allowed_modules, no unsafe: the namespace is trusted
+    assert loaded.to_dict() == pipeline.to_dict()
+    loaded.get_component("retriever").document_store = store  # an in-memory store's contents live in this process
+    result = loaded.run({"embedder": {"text": QUERY}, "ranker": {"query": QUERY}})
+    ranked = result["ranker"]["documents"]
+    assert len(ranked) == 4 and all(0.0 <= d.score <= 1.0 for d in ranked)
+
+
+@pytest.mark.parametrize("component", [E2RankRanker, E2RankTextEmbedder, E2RankDocumentEmbedder])
+def test_to_dict_from_dict_exact_round_trip(component) -> None:
+    original = component(model=MODEL, model_kwargs={"attn_implementation": "eager"})
+    data = original.to_dict()
+    assert component.from_dict(copy.deepcopy(data)).to_dict() == data
+
+
+async def test_run_async_through_pipeline_equals_run(documents) -> None:
+    pipeline = retrieval_pipeline(indexed_store(documents), top_k=5)
+    inputs = {"embedder": {"text": QUERY}, "ranker": {"query": QUERY}}
+    sync = pipeline.run(inputs)["ranker"]["documents"]
+    asynchronous = (await pipeline.run_async(inputs))["ranker"]["documents"]
+    assert [(d.id, d.score) for d in asynchronous] == [(d.id, d.score) for d in sync]
+
+
+def test_reused_embeddings_are_not_reencoded(documents, minilm: E2RankModel) -> None:
+    embedded = E2RankDocumentEmbedder(model=MODEL, progress_bar=False).run(documents)["documents"]
+    ranker = E2RankRanker(model=MODEL, use_document_embeddings=True, top_k=8)
+    ranker.warm_up()
+    model = ranker._model
+    assert model is not None
+    baseline = E2RankRanker(model=MODEL, top_k=8).run(query=QUERY, documents=documents)["documents"]
+    model.cache.clear()
+    seen: list[int] = []
+    original = model.backend.embed_ids
+
+    def counting(sequences, **kwargs):
+        seen.append(len(sequences))
+        return original(sequences, **kwargs)
+
+    model.backend.embed_ids = counting  # spy on the real model
+    try:
+        reused = ranker.run(query=QUERY, documents=embedded)["documents"]
+        assert seen == [1]  # the listwise prompt only
+        seen.clear()
+        E2RankRanker(model=MODEL, top_k=8).run(query=QUERY, documents=documents)
+        assert sum(seen) == len(documents) + 1
+    finally:
+        del model.backend.embed_ids
+    assert [d.id for d in reused] == [d.id for d in baseline]
+    np.testing.assert_allclose([d.score for d in reused], [d.score for d in baseline], atol=1e-5)
+
+
+def test_wrong_dimension_embeddings_are_refused(documents) -> None:
+    bad = [Document(content=d.content, embedding=[0.1] * 16) for d in documents]
+    with pytest.raises(ValueError, match="dimension 16"):
+        E2RankRanker(model=MODEL, use_document_embeddings=True).run(query=QUERY, documents=bad)
+
+
+def test_edge_cases(documents) -> None:
+    ranker = E2RankRanker(model=MODEL, top_k=10)
+    assert ranker.run(query=QUERY, documents=[]) == {"documents": []}
+
+    with_none = [Document(content=None, meta={"title": "nothing"}), *documents[:3]]
+    out = ranker.run(query=QUERY, documents=with_none)["documents"]
+    assert len(out) == 4 and any(d.content is None for d in out)
+
+    duplicated = [documents[0], documents[2], Document(id=documents[0].id, content=documents[0].content, score=5.0)]
+    out = ranker.run(query=QUERY, documents=duplicated)["documents"]
+    assert sorted(d.id for d in out) == sorted({documents[0].id, documents[2].id})
+
+    assert ranker.run(query=QUERY, documents=documents, score_threshold=1.01)["documents"] == []
+    kept = ranker.run(query=QUERY, documents=documents, score_threshold=0.5, scale_score=True)["documents"]
+    assert kept and all(d.score >= 0.5 for d in kept)
+    assert len(ranker.run(query=QUERY, documents=documents, top_k=2)["documents"]) == 2
+
+    with pytest.raises(ValueError, match="top_k"):
+        ranker.run(query=QUERY, documents=documents, top_k=0)
+    with pytest.raises(ValueError, match="top_k"):
+        E2RankRanker(model=MODEL, top_k=-1)
+    with pytest.raises(ValueError, match="query"):
+        ranker.run(query="", documents=documents)
+
+
+def test_meta_fields_enter_the_ranked_text(minilm: E2RankModel) -> None:
+    docs = [
+        Document(content="The city has many museums.", meta={"title": "Paris, capital of France"}),
+        Document(content="The city has many museums.", meta={"title": "Lyon, a French city"}),
+    ]
+    plain = E2RankRanker(model=MODEL).run(query="capital of France", documents=docs)["documents"]
+    assert plain[0].score == pytest.approx(plain[1].score)  # identical content, no meta: a tie
+    with_meta = E2RankRanker(model=MODEL, meta_fields_to_embed=["title"]).run(query="capital of France", documents=docs)
+    top = with_meta["documents"][0]
+    assert top.meta["title"].startswith("Paris")
+    expected = minilm.rerank("capital of France", [f"{d.meta['title']}\n{d.content}" for d in docs])
+    assert top.score == pytest.approx(expected[0].score, abs=1e-6)
+    assert scale_score(top.score) > 0.5
+
+
+def test_inputs_are_not_mutated(documents) -> None:
+    before = copy.deepcopy(documents)
+    out = E2RankRanker(model=MODEL, scale_score=True).run(query=QUERY, documents=documents)["documents"]
+    assert documents == before and all(d.score is None for d in documents)
+    assert {id(d) for d in out}.isdisjoint({id(d) for d in documents})
+    embedded = E2RankDocumentEmbedder(model=MODEL, progress_bar=False).run(documents)["documents"]
+    assert documents == before and all(len(d.embedding) == 384 for d in embedded)
+
+
+def test_text_embedder_uses_retrieval_format(minilm: E2RankModel) -> None:
+    vector = E2RankTextEmbedder(model=MODEL, instruction="Find capitals").run(text="France")["embedding"]
+    expected = minilm.embed_queries(["France"], instruction="Find capitals")[0]
+    np.testing.assert_allclose(vector, expected, atol=1e-6)
+    with pytest.raises(TypeError, match="string"):
+        E2RankTextEmbedder(model=MODEL).run(text=["not", "a", "string"])  # type: ignore[arg-type]
