@@ -9,10 +9,10 @@ import pytest
 from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
 from haystack.document_stores.in_memory import InMemoryDocumentStore
-
-from e2rank_core import E2RankModel, scale_score
 from haystack_integrations.components.embedders.e2rank import E2RankDocumentEmbedder, E2RankTextEmbedder
 from haystack_integrations.components.rankers.e2rank import E2RankRanker
+
+from e2rank_core import E2RankModel, scale_score
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 QUERY = "What is the capital of France?"

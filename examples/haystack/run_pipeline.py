@@ -12,9 +12,8 @@ from pathlib import Path
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from haystack import Document, Pipeline  # noqa: E402
-
-from corpus import load_corpus  # noqa: E402
+from corpus import load_corpus
+from haystack import Document, Pipeline
 
 HERE = Path(__file__).resolve().parent
 

@@ -8,8 +8,6 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice, Secret
-
-from e2rank_core import E2RankModel, default_model
 from haystack_integrations.components.rankers.e2rank._common import (
     DEFAULT_TOKEN,
     check_positive,
@@ -18,6 +16,8 @@ from haystack_integrations.components.rankers.e2rank._common import (
     load_model,
     serialize_common,
 )
+
+from e2rank_core import E2RankModel, default_model
 
 
 @component

@@ -7,8 +7,6 @@ from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice, Secret
-
-from e2rank_core import E2RankModel, default_model
 from haystack_integrations.components.rankers.e2rank._common import (
     DEFAULT_TOKEN,
     check_positive,
@@ -16,6 +14,8 @@ from haystack_integrations.components.rankers.e2rank._common import (
     load_model,
     serialize_common,
 )
+
+from e2rank_core import E2RankModel, default_model
 
 
 @component
