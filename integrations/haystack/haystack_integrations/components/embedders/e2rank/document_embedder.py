@@ -107,7 +107,11 @@ class E2RankDocumentEmbedder:
         assert self._model is not None
         texts = [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in documents]
         vectors = self._model.embed_documents(texts, batch_size=self.batch_size, show_progress_bar=self.progress_bar)
-        return {"documents": [replace(doc, embedding=vector.tolist()) for doc, vector in zip(documents, vectors)]}
+        return {
+            "documents": [
+                replace(doc, embedding=vector.tolist()) for doc, vector in zip(documents, vectors, strict=True)
+            ]
+        }
 
     @component.output_types(documents=list[Document])
     async def run_async(self, documents: list[Document]) -> dict[str, list[Document]]:
