@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 from llama_index.core import VectorStoreIndex
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -56,7 +57,7 @@ def test_query_engine_source_nodes_in_e2rank_order(index) -> None:
 
 
 class EventCollector(BaseEventHandler):
-    events: list = []
+    events: list = Field(default_factory=list)
 
     @classmethod
     def class_name(cls) -> str:
