@@ -59,6 +59,9 @@ class E2RankModel:
         model_kwargs, tokenizer_kwargs: passed to ``from_pretrained``.
         show_progress_bar: show a progress bar on long embedding work (default: when there are more than
             four batches).
+        plain_queries: embed retrieval queries as the bare query text instead of the paper's
+            ``Instruct: {task}\nQuery:{query}``; for embedders never trained with instructions (e.g. the base
+            all-MiniLM-L6-v2). The listwise prompt is unaffected.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class E2RankModel:
         model_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
         show_progress_bar: bool | None = None,
+        plain_queries: bool = False,
     ) -> None:
         _check_positive_int("num_input_docs", num_input_docs)
         _check_positive_int("batch_size", batch_size)
@@ -97,6 +101,7 @@ class E2RankModel:
         self.window_size = window_size
         self.stride = stride
         self.show_progress_bar = show_progress_bar
+        self.plain_queries = plain_queries
         resolved = resolve_model(self.model_name, revision=revision, token=token)
         self.backend = EmbeddingBackend(
             resolved,
@@ -163,7 +168,7 @@ class E2RankModel:
         queries = _check_texts("queries", queries)
         if instruction is not None and not isinstance(instruction, str):
             raise TypeError(f"instruction must be a string or None, got {type(instruction).__name__}")
-        formatted = [retrieval_query_text(q, instruction) for q in queries]
+        formatted = [retrieval_query_text(q, instruction, plain=self.plain_queries) for q in queries]
         return self._embed(formatted, kind="query", batch_size=batch_size, show_progress_bar=False)
 
     def _embed(

@@ -31,12 +31,15 @@ def cut_to_words(text: str, max_words: int = DOCUMENT_MAX_WORDS) -> str:
     return " ".join(words[:max_words])
 
 
-def retrieval_query_text(query: str, instruction: str | None = None) -> str:
+def retrieval_query_text(query: str, instruction: str | None = None, *, plain: bool = False) -> str:
     """The retrieval-mode query: ``Instruct: {task}\\nQuery:{query}`` (no space after ``Query:``).
 
+    ``plain=True`` returns the bare query, for embedders that were never trained with instructions.
     The EOS token is appended at the token level by the encoder, never as text, so that a literal
     ``<|endoftext|>`` written by a user stays plain text.
     """
+    if plain:
+        return query
     task = DEFAULT_RETRIEVAL_INSTRUCTION if instruction is None else instruction
     return f"Instruct: {task}\nQuery:{query}"
 
