@@ -367,12 +367,12 @@ class EmbeddingBackend:
 
             iterator = tqdm(batches, desc="e2rank: embedding", unit="batch")
         for batch in iterator:
-            features = self._pad([sequences[i] for i in batch])
+            features = self.pad_batch([sequences[i] for i in batch])
             embeddings = self.st_model(features)["sentence_embedding"]
             out[batch] = embeddings.float().cpu().numpy()
         return l2_normalize(out)
 
-    def _pad(self, sequences: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+    def pad_batch(self, sequences: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         width = max(len(s) for s in sequences)
         ids = torch.full((len(sequences), width), int(self.pad_id), dtype=torch.long)
         mask = torch.zeros((len(sequences), width), dtype=torch.long)

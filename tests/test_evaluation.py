@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import require_data
+
 from e2rank_core import E2RankModel
 from e2rank_core.cli import main
 from e2rank_core.evaluation import evaluate, load_beir, read_run
