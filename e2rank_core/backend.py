@@ -141,6 +141,8 @@ class EmbeddingBackend:
         self.resolved = resolved
         self.device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype)
+        if torch_dtype is None and self.device == "cpu":
+            torch_dtype = torch.float32  # half-precision checkpoints are slow and lossy on CPUs
         model_kwargs = dict(model_kwargs or {})
         processor_kwargs = dict(tokenizer_kwargs or {})
         config_kwargs: dict[str, Any] = {}

@@ -42,7 +42,8 @@ class E2RankModel:
         model_name_or_path: a Hugging Face id (``Alibaba-NLP/E2Rank-0.6B``), a local folder or ``.gguf`` file,
             or an id shipped by an installed package (see ``e2rank_core.available_offline_models()``).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` picks the best available.
-        dtype: ``"float32"``, ``"float16"``, ``"bfloat16"`` or a ``torch.dtype``; ``None`` keeps the checkpoint's.
+        dtype: ``"float32"``, ``"float16"``, ``"bfloat16"`` or a ``torch.dtype``; ``None`` keeps the checkpoint's
+            on accelerators and uses float32 on the CPU.
         num_input_docs: how many candidates (in input order) go into the listwise prompt; the paper uses 20.
         batch_size: texts per forward pass.
         max_document_tokens: token budget of a document embedding (default: the model's limit, at most 8192;
