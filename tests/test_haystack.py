@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +13,11 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack_integrations.components.embedders.e2rank import E2RankDocumentEmbedder, E2RankTextEmbedder
 from haystack_integrations.components.rankers.e2rank import E2RankRanker
 
-from e2rank_core import E2RankModel, scale_score
+from e2rank_core import E2RankModel, default_model, scale_score
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 QUERY = "What is the capital of France?"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "haystack"
 
 
 @pytest.fixture
@@ -71,9 +73,67 @@ def test_yaml_round_trip_without_unsafe_flags(documents) -> None:
 
 @pytest.mark.parametrize("component", [E2RankRanker, E2RankTextEmbedder, E2RankDocumentEmbedder])
 def test_to_dict_from_dict_exact_round_trip(component) -> None:
-    original = component(model=MODEL, model_kwargs={"attn_implementation": "eager"})
+    import torch
+
+    kwargs = {"attn_implementation": "eager", "torch_dtype": torch.float16, "nested": {"dtype": torch.bfloat16}}
+    original = component(model=MODEL, model_kwargs=kwargs)
     data = original.to_dict()
-    assert component.from_dict(copy.deepcopy(data)).to_dict() == data
+    assert data["init_parameters"]["model_kwargs"]["nested"]["dtype"] == "torch.bfloat16"
+    assert original.model_kwargs["nested"]["dtype"] is torch.bfloat16  # serializing did not touch the component
+    frozen = copy.deepcopy(data)
+    revived = component.from_dict(data)
+    assert data == frozen  # from_dict leaves its input alone
+    assert revived.model_kwargs == kwargs and revived.to_dict() == data
+    assert revived._get_telemetry_data() == {"model": MODEL}
+
+
+def test_hand_written_yaml_defaults_and_device_string() -> None:
+    yaml_text = """
+components:
+  embedder:
+    type: haystack_integrations.components.embedders.e2rank.text_embedder.E2RankTextEmbedder
+    init_parameters:
+  ranker:
+    type: haystack_integrations.components.rankers.e2rank.ranker.E2RankRanker
+    init_parameters:
+      device: cpu
+      top_k: 2
+connections: []
+"""
+    pipeline = Pipeline.loads(yaml_text)
+    ranker = pipeline.get_component("ranker")
+    assert ranker.model == default_model() and ranker.device.to_torch_str() == "cpu" and ranker.top_k == 2
+    assert pipeline.get_component("embedder").model == default_model()
+
+
+def test_example_yaml_loads_without_flags() -> None:
+    query = Pipeline.loads((EXAMPLES / "pipeline.yaml").read_text())
+    ranker = query.get_component("ranker")
+    retriever = query.get_component("retriever")
+    assert isinstance(ranker, E2RankRanker) and ranker.use_document_embeddings
+    assert isinstance(retriever, InMemoryEmbeddingRetriever) and retriever.top_k == 50
+    assert isinstance(query.get_component("text_embedder"), E2RankTextEmbedder)
+    indexing = Pipeline.loads((EXAMPLES / "indexing.yaml").read_text())
+    embedder = indexing.get_component("embedder")
+    assert isinstance(embedder, E2RankDocumentEmbedder)
+    # the reused vectors are valid only if both sides build the same document text
+    assert (embedder.model, embedder.meta_fields_to_embed, embedder.embedding_separator) == (
+        ranker.model,
+        ranker.meta_fields_to_embed,
+        ranker.embedding_separator,
+    )
+
+
+def test_warm_up_is_idempotent_and_the_model_is_shared() -> None:
+    ranker = E2RankRanker(model=MODEL)
+    ranker.warm_up()
+    loaded = ranker._model
+    ranker.warm_up()
+    assert ranker._model is loaded is not None
+    text_embedder, doc_embedder = E2RankTextEmbedder(model=MODEL), E2RankDocumentEmbedder(model=MODEL)
+    text_embedder.warm_up()
+    doc_embedder.warm_up()
+    assert text_embedder._model is loaded and doc_embedder._model is loaded
 
 
 async def test_run_async_through_pipeline_equals_run(documents) -> None:
@@ -86,6 +146,7 @@ async def test_run_async_through_pipeline_equals_run(documents) -> None:
 
 def test_reused_embeddings_are_not_reencoded(documents, minilm: E2RankModel) -> None:
     embedded = E2RankDocumentEmbedder(model=MODEL, progress_bar=False).run(documents)["documents"]
+    embedded_before = copy.deepcopy(embedded)
     ranker = E2RankRanker(model=MODEL, use_document_embeddings=True, top_k=8)
     ranker.warm_up()
     model = ranker._model
@@ -108,27 +169,43 @@ def test_reused_embeddings_are_not_reencoded(documents, minilm: E2RankModel) -> 
         assert sum(seen) == len(documents) + 1
     finally:
         del model.backend.embed_ids
+    assert embedded == embedded_before  # the reuse path writes scores on copies too
     assert [d.id for d in reused] == [d.id for d in baseline]
     np.testing.assert_allclose([d.score for d in reused], [d.score for d in baseline], atol=1e-5)
 
 
 def test_wrong_dimension_embeddings_are_refused(documents) -> None:
+    ranker = E2RankRanker(model=MODEL, use_document_embeddings=True)
     bad = [Document(content=d.content, embedding=[0.1] * 16) for d in documents]
-    with pytest.raises(ValueError, match="dimension 16"):
-        E2RankRanker(model=MODEL, use_document_embeddings=True).run(query=QUERY, documents=bad)
+    with pytest.raises(ValueError, match=r"use_document_embeddings.*dimension 16.*384"):
+        ranker.run(query=QUERY, documents=bad)
+    mixed = [Document(content=d.content, embedding=[0.1] * 384) for d in documents[:-1]]
+    mixed.append(Document(content="odd one", embedding=[0.1] * 383))
+    with pytest.raises(ValueError, match=r"dimension 383"):
+        ranker.run(query=QUERY, documents=mixed)
+    # one document without an embedding: nothing is reused, everything is encoded, no dimension error
+    partial = [*mixed[:-1], Document(content="odd one")]
+    assert len(ranker.run(query=QUERY, documents=partial)["documents"]) == len(partial)
 
 
-def test_edge_cases(documents) -> None:
+def test_edge_cases(documents, minilm: E2RankModel) -> None:
     ranker = E2RankRanker(model=MODEL, top_k=10)
     assert ranker.run(query=QUERY, documents=[]) == {"documents": []}
 
+    # content=None is ranked as the empty text and returned as given
     with_none = [Document(content=None, meta={"title": "nothing"}), *documents[:3]]
     out = ranker.run(query=QUERY, documents=with_none)["documents"]
-    assert len(out) == 4 and any(d.content is None for d in out)
+    assert len(out) == 4
+    empty = next(d for d in out if d.content is None)
+    expected = minilm.rerank(QUERY, ["", *(d.content for d in documents[:3])])
+    assert empty.score == pytest.approx(next(r.score for r in expected if r.index == 0), abs=1e-6)
 
-    duplicated = [documents[0], documents[2], Document(id=documents[0].id, content=documents[0].content, score=5.0)]
-    out = ranker.run(query=QUERY, documents=duplicated)["documents"]
-    assert sorted(d.id for d in out) == sorted({documents[0].id, documents[2].id})
+    # duplicates: one per id, the copy with the best incoming score
+    low = Document(id="dup", content=documents[2].content, meta={"copy": "low"}, score=0.1)
+    high = Document(id="dup", content=documents[2].content, meta={"copy": "high"}, score=0.9)
+    out = ranker.run(query=QUERY, documents=[low, documents[0], high, documents[0]])["documents"]
+    assert sorted(d.id for d in out) == sorted(["dup", documents[0].id])
+    assert next(d for d in out if d.id == "dup").meta["copy"] == "high"
 
     assert ranker.run(query=QUERY, documents=documents, score_threshold=1.01)["documents"] == []
     kept = ranker.run(query=QUERY, documents=documents, score_threshold=0.5, scale_score=True)["documents"]

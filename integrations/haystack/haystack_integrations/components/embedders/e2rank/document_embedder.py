@@ -33,7 +33,9 @@ class E2RankDocumentEmbedder:
         docs = embedder.run(documents=[Document(content="Paris is the capital of France")])["documents"]
 
     Give it the same ``model``, ``meta_fields_to_embed`` and ``embedding_separator`` as the ``E2RankRanker`` so that
-    ``E2RankRanker(use_document_embeddings=True)`` can reuse these vectors instead of re-encoding.
+    ``E2RankRanker(use_document_embeddings=True)`` can reuse these vectors instead of re-encoding: both build the
+    text the same way (present ``meta_fields_to_embed`` values, then the content, joined by ``embedding_separator``;
+    ``content=None`` counts as the empty text). Vectors are L2-normalised lists of floats.
     """
 
     def __init__(

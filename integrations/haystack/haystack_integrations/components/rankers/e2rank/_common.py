@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from haystack import Document
@@ -48,21 +49,34 @@ def check_positive(name: str, value: int | None) -> None:
 
 
 def serialize_common(init_parameters: dict[str, Any]) -> dict[str, Any]:
-    """Turn the device, token and model_kwargs init parameters into plain, YAML-safe values."""
+    """Turn the device, token and model_kwargs init parameters into plain, YAML-safe values.
+
+    Works on copies: the component's own ``model_kwargs`` (which may hold ``torch.dtype`` values, also nested)
+    is left as it is.
+    """
     params = dict(init_parameters)
     params["device"] = params["device"].to_dict() if params.get("device") is not None else None
     params["token"] = params["token"].to_dict() if params.get("token") is not None else None
     if params.get("model_kwargs"):
-        params["model_kwargs"] = dict(params["model_kwargs"])
+        params["model_kwargs"] = copy.deepcopy(params["model_kwargs"])
         serialize_hf_model_kwargs(params["model_kwargs"])
     return params
 
 
 def deserialize_common(data: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`serialize_common`, in place on ``data["init_parameters"]``."""
-    params = data.get("init_parameters", {})
-    if isinstance(params.get("device"), dict):
-        params["device"] = ComponentDevice.from_dict(params["device"])
+    """Inverse of :func:`serialize_common`; returns a revived copy and leaves ``data`` unchanged.
+
+    Besides the serialized ``{"type": "single", ...}`` form, a hand-written YAML may give the device as a plain
+    string (``device: cpu``, ``device: cuda:0``).
+    """
+    data = copy.deepcopy(data)
+    # a YAML `init_parameters:` with nothing under it loads as None
+    params = data["init_parameters"] = data.get("init_parameters") or {}
+    device = params.get("device")
+    if isinstance(device, dict):
+        params["device"] = ComponentDevice.from_dict(device)
+    elif isinstance(device, str):
+        params["device"] = ComponentDevice.from_str(device)
     deserialize_secrets_inplace(params, keys=["token"])
     if params.get("model_kwargs"):
         deserialize_hf_model_kwargs(params["model_kwargs"])

@@ -33,11 +33,21 @@ class E2RankRanker:
 
     Scores are cosine similarities in [-1, 1]; ``scale_score=True`` maps them to [0, 1] with ``(s + 1) / 2``
     (monotonic, not a calibrated probability). ``score_threshold`` (>=) is applied to the written score, before
-    ``top_k``. Duplicates (same id) are ranked once. Input documents are never modified: the output holds copies.
+    ``top_k``. Input documents are never modified: the output holds copies (``dataclasses.replace``).
 
-    With ``use_document_embeddings=True`` and every document carrying an ``embedding`` from the same model (e.g.
-    from ``E2RankDocumentEmbedder`` through a retriever with ``return_embedding=True``), documents are not
-    re-encoded and the rerank is one forward pass. If any document lacks one, all are encoded.
+    Text of a document: the values of ``meta_fields_to_embed`` that are present (in that order), then the content,
+    joined by ``embedding_separator`` (as in Haystack's ``SentenceTransformersSimilarityRanker``). A document with
+    ``content=None`` (e.g. only a blob) is ranked as an empty text; it is kept and returned as given.
+
+    Duplicates (same ``id``) are ranked once: at the position of the first occurrence (the listwise prompt keeps the
+    first-stage order), using the copy with the highest incoming ``score`` (the first one on ties or no scores).
+
+    With ``use_document_embeddings=True`` and **every** document carrying an ``embedding`` (e.g. written by
+    ``E2RankDocumentEmbedder`` with the same ``model``, ``meta_fields_to_embed`` and ``embedding_separator``, and
+    returned by a retriever with ``return_embedding=True``), documents are not re-encoded: the rerank is one
+    forward pass, the listwise prompt. If any document lacks an embedding, all are encoded as usual. An embedding
+    whose length differs from the model's dimension raises ``ValueError`` (it was made by another model). Only the
+    dimension can be checked: reusing vectors from a different model of the same size silently gives bad scores.
     """
 
     def __init__(
@@ -58,6 +68,24 @@ class E2RankRanker:
         model_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
     ) -> None:
+        """Store the settings; the model is loaded by :meth:`warm_up` (or the first :meth:`run`).
+
+        Args:
+            model: a Hugging Face id, local folder or ``.gguf`` file; default ``e2rank_core.default_model()``
+                (evaluated here, the resulting id is stored and serialized).
+            device: where to run; ``None`` picks the best available (resolved here, like Haystack's rankers).
+            token: Hugging Face token for gated models (resolved at warm-up).
+            top_k: how many documents to return (> 0).
+            num_input_docs: how many first-stage candidates enter the listwise prompt (the paper uses 20).
+            meta_fields_to_embed, embedding_separator: meta values prepended to the content.
+            score_threshold: drop documents whose (possibly scaled) score is below this.
+            scale_score: map cosine [-1, 1] to [0, 1] with ``e2rank_core.scale_score``.
+            use_document_embeddings: reuse ``Document.embedding`` instead of re-encoding (see the class docs).
+            batch_size: documents per forward pass when encoding.
+            dtype: ``"float32"``, ``"float16"``, ``"bfloat16"`` or ``None`` (float32 on the CPU).
+            model_kwargs: passed to ``from_pretrained``.
+            trust_remote_code: allow custom model code; off unless you need it.
+        """
         check_positive("top_k", top_k)
         check_positive("num_input_docs", num_input_docs)
         check_positive("batch_size", batch_size)
@@ -137,7 +165,7 @@ class E2RankRanker:
         unique = _deduplicate(documents)
         texts = [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in unique]
         if self.use_document_embeddings and all(doc.embedding is not None for doc in unique):
-            embeddings: Any = [doc.embedding for doc in unique]
+            embeddings: Any = _document_embeddings(unique, self._model.dimension, self.model)
         else:
             embeddings = self._model.embed_documents(texts, batch_size=self.batch_size)
         ranked = self._model.rerank(query, texts, document_embeddings=embeddings, num_input_docs=self.num_input_docs)
@@ -184,3 +212,16 @@ def _deduplicate(documents: list[Document]) -> list[Document]:
         elif doc.score is not None and (kept.score is None or doc.score > kept.score):
             best[doc.id] = doc
     return [best[doc_id] for doc_id in order]
+
+
+def _document_embeddings(documents: list[Document], dimension: int, model: str) -> list[list[float]]:
+    """The documents' own embeddings, after checking each has the model's dimension (the core checks the rest)."""
+    for doc in documents:
+        assert doc.embedding is not None
+        if len(doc.embedding) != dimension:
+            raise ValueError(
+                f"use_document_embeddings=True, but Document {doc.id!r} has an embedding of dimension "
+                f"{len(doc.embedding)} while {model!r} produces {dimension}-dimensional embeddings: embed the "
+                "documents with E2RankDocumentEmbedder and the same model, or set use_document_embeddings=False"
+            )
+    return [doc.embedding for doc in documents]  # type: ignore[misc]
