@@ -159,17 +159,23 @@ class E2RankModel:
         return self._embed(texts, kind="document", batch_size=batch_size, show_progress_bar=show_progress_bar)
 
     def embed_queries(
-        self, queries: Sequence[str], instruction: str | None = None, *, batch_size: int | None = None
+        self,
+        queries: Sequence[str],
+        instruction: str | None = None,
+        *,
+        batch_size: int | None = None,
+        plain: bool | None = None,
     ) -> np.ndarray:
         """Embed queries for retrieval, as ``Instruct: {instruction}\\nQuery:{query}`` (+ EOS for decoders).
 
-        ``instruction=None`` uses the paper's default web-search task; pass ``""``-free text of your own task
-        for other domains.
+        ``instruction=None`` uses the paper's default web-search task. ``plain=True`` embeds the bare query (for
+        models never trained with instructions); ``None`` follows the model's ``plain_queries`` setting.
         """
         queries = _check_texts("queries", queries)
         if instruction is not None and not isinstance(instruction, str):
             raise TypeError(f"instruction must be a string or None, got {type(instruction).__name__}")
-        formatted = [retrieval_query_text(q, instruction, plain=self.plain_queries) for q in queries]
+        plain = self.plain_queries if plain is None else plain
+        formatted = [retrieval_query_text(q, instruction, plain=plain) for q in queries]
         return self._embed(formatted, kind="query", batch_size=batch_size, show_progress_bar=False)
 
     def _embed(

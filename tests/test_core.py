@@ -279,3 +279,10 @@ def test_sliding_window_mode(tiny_qwen3_dir, tiny_qwen3: E2RankModel) -> None:
 
 def test_scale_score_is_monotonic_into_unit_interval() -> None:
     assert scale_score(-1.0) == 0.0 and scale_score(1.0) == 1.0 and scale_score(0.0) == 0.5
+
+
+def test_plain_queries_skip_the_instruction(minilm: E2RankModel) -> None:
+    plain = minilm.embed_queries(["capital of France"], plain=True)
+    np.testing.assert_allclose(plain, minilm.embed_documents(["capital of France"]), atol=1e-6)
+    instructed = minilm.embed_queries(["capital of France"])
+    assert float(plain[0] @ instructed[0]) < 0.999  # the instruction changes the vector
