@@ -1,0 +1,230 @@
+"""E2Rank stage-2 training: losses by hand, the collator against inference, real training steps, the builder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import require_data
+
+from e2rank_core import E2RankModel
+from e2rank_core.prompts import retrieval_query_text
+from e2rank_core.training import (
+    E2RankDataCollator,
+    E2RankLoss,
+    TrainConfig,
+    TrainingList,
+    build_lists,
+    info_nce_loss,
+    ranknet_loss,
+    read_jsonl,
+    teacher_ranking,
+    train,
+    write_jsonl,
+)
+
+
+def test_info_nce_matches_hand_computation() -> None:
+    # two queries, two documents each, 2-d unit vectors: cosines are easy to write down
+    queries = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # not unit length on purpose: the loss normalises
+    documents = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.6, 0.8], [-1.0, 0.0]]])
+    positive = torch.tensor([0, 0])  # query 0 -> doc (0,0); query 1 -> doc (1,0)
+    t = 0.03
+    cos = [[1.0, 0.0, 0.6, -1.0], [0.0, 1.0, 0.8, 0.0]]
+    targets = [0, 2]
+    expected = 0.0
+    for row, target in zip(cos, targets, strict=True):
+        logits = [c / t for c in row]
+        top = max(logits)
+        expected += -(logits[target] - top - math.log(sum(math.exp(v - top) for v in logits)))
+    expected /= 2
+    got = info_nce_loss(queries, documents, positive, temperature=t)
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    # the temperature matters: a warmer softmax gives a different value
+    assert info_nce_loss(queries, documents, positive, temperature=1.0).item() != pytest.approx(expected)
+    with pytest.raises(ValueError, match="temperature"):
+        info_nce_loss(queries, documents, positive, temperature=0.0)
+
+
+def test_ranknet_matches_hand_computation_over_all_ordered_pairs() -> None:
+    prompt = torch.tensor([[1.0, 0.0]])
+    # cosines with the prompt: 1.0, 0.0, -1.0 (docs given in this order)
+    documents = torch.tensor([[[1.0, 0.0], [0.0, 3.0], [-2.0, 0.0]]])
+    positions = torch.tensor([[1, 0, 2]])  # teacher: doc1 best, then doc0, then doc2
+    scale = 10.0
+    s = [10.0, 0.0, -10.0]
+    pairs = [(1, 0), (1, 2), (0, 2)]  # (better, worse)
+    expected = sum(math.log1p(math.exp(-(s[i] - s[j]))) for i, j in pairs) / len(pairs)
+    assert ranknet_loss(prompt, documents, positions, scale=scale).item() == pytest.approx(expected, rel=1e-5)
+
+    # 16 documents give 120 pairs, all with the same weight: equal scores -> every pair is log(2)
+    flat = torch.ones(1, 16, 4)
+    assert ranknet_loss(torch.ones(1, 4), flat, torch.arange(16)[None]).item() == pytest.approx(math.log(2))
+
+
+def test_loss_module_weights_its_parts() -> None:
+    loss = E2RankLoss(torch.nn.Identity(), ranknet_factor=2.0)
+    assert (loss.embed_factor, loss.ranknet_factor, loss.temperature, loss.ranknet_scale) == (1.0, 2.0, 0.03, 10.0)
+    with pytest.raises(ValueError, match="temperature"):
+        E2RankLoss(torch.nn.Identity(), temperature=-1)
+
+
+def test_teacher_ranking_and_jsonl_roundtrip(tmp_path: Path) -> None:
+    assert teacher_ranking([0, 2, 1, 2]) == [2, 4, 3, 1]  # grade first, earlier position breaks ties
+    item = TrainingList("q", ["a", "b", "c"], [3, 1, 2], "unit")
+    assert item.teacher_positions() == [1, 2, 0]
+    path = tmp_path / "train.jsonl"
+    assert write_jsonl([item], path) == 1
+    assert read_jsonl(path) == [item]
+    path.write_text(json.dumps({"query": "q", "document": ["a", "b"], "ranking": [1, 1]}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="ranking"):
+        read_jsonl(path)
+
+
+def test_collator_feeds_the_same_inputs_as_inference(minilm: E2RankModel) -> None:
+    docs = ["Paris is the capital of France.", "Berlin is in Germany.", "Madrid is the capital of Spain."]
+    collator = E2RankDataCollator(minilm.backend)
+    batch = collator([{"query": "capital of France", "document": docs, "ranking": [1, 3, 2]}])
+    assert batch["label"].tolist() == [[0, 2, 1]]
+    assert batch["document_input_ids"].shape[0] == 3
+    st = minilm.backend.st_model
+    with torch.inference_mode():
+        prompt = st({k[len("prompt_") :]: v for k, v in batch.items() if k.startswith("prompt_")})
+        query = st({k[len("query_") :]: v for k, v in batch.items() if k.startswith("query_")})
+        documents = st({k[len("document_") :]: v for k, v in batch.items() if k.startswith("document_")})
+    # the vectors a reranker sees at inference time
+    expected_prompt = minilm.embed_listwise_prompts(["capital of France"], [docs])[0]
+    expected_query = minilm.embed_queries(["capital of France"])[0]
+    expected_docs = minilm.embed_documents(docs)
+    normalise = torch.nn.functional.normalize
+    np.testing.assert_allclose(normalise(prompt["sentence_embedding"], dim=-1)[0].numpy(), expected_prompt, atol=1e-5)
+    np.testing.assert_allclose(normalise(query["sentence_embedding"], dim=-1)[0].numpy(), expected_query, atol=1e-5)
+    np.testing.assert_allclose(normalise(documents["sentence_embedding"], dim=-1).numpy(), expected_docs, atol=1e-5)
+    assert retrieval_query_text("capital of France").startswith("Instruct: ")
+
+
+def _tiny_lists() -> list[TrainingList]:
+    topics = {
+        "capital of France": ["Paris is the capital of France.", "Lyon is a French city."],
+        "largest planet": ["Jupiter is the largest planet.", "Mars is a red planet."],
+        "python language": ["Python is a programming language.", "A python is a snake."],
+        "boiling point of water": ["Water boils at 100 degrees Celsius.", "Ice melts at 0 degrees."],
+    }
+    fillers = [f"Unrelated note number {i} about gardening and weather." for i in range(6)]
+    lists = []
+    for query, (best, second) in topics.items():
+        docs = [second, *fillers[:3], best, *fillers[3:]]  # the best document is not first in the prompt
+        grades = [1, 0, 0, 0, 2, 0, 0, 0]
+        lists.append(TrainingList(query, docs, teacher_ranking(grades), "unit"))
+    return lists
+
+
+def test_training_steps_lower_the_loss_change_weights_and_save_a_loadable_model(
+    tiny_qwen3_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "train.jsonl"
+    write_jsonl(_tiny_lists(), data)
+    model = E2RankModel(str(tiny_qwen3_dir), device="cpu", dtype="float32", cache_size=0)
+    collator = E2RankDataCollator(model.backend)
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    batch = collator(rows)
+
+    def loss_of(st_model: torch.nn.Module) -> float:
+        features = [
+            {k[len(p) + 1 :]: v for k, v in batch.items() if k.startswith(p + "_")}
+            for p in ("query", "prompt", "document")
+        ]
+        with torch.no_grad():
+            parts = E2RankLoss(st_model)(features, batch["label"])
+        return float(sum(parts.values()))
+
+    before = loss_of(model.backend.st_model.eval())
+    weights_before = {k: v.clone() for k, v in model.backend.st_model.state_dict().items()}
+
+    out = tmp_path / "trained"
+    config = TrainConfig(
+        str(tiny_qwen3_dir), [str(data)], str(out), batch_size=4, max_steps=4, learning_rate=3e-3,
+        warmup_ratio=0.0, save_steps=4, device="cpu", progress_bar=False,
+    )  # fmt: skip
+    result = train(config)
+    assert result.steps == 4
+    assert (out / "checkpoints" / "checkpoint-4").is_dir()
+    assert (out / "training" / "loss_curve.png").stat().st_size > 0
+    assert {"loss", "infonce", "ranknet"} <= set(result.history[0])
+
+    trained = E2RankModel(str(out), device="cpu", dtype="float32", cache_size=0)
+    after = loss_of(trained.backend.st_model.eval())
+    assert after < before
+    changed = [k for k, v in trained.backend.st_model.state_dict().items() if not torch.equal(v, weights_before[k])]
+    assert changed
+
+    hits = trained.rerank("capital of France", ["Lyon is a French city.", "Paris is the capital of France."])
+    assert sorted(h.index for h in hits) == [0, 1]
+    assert all(-1.0 <= h.score <= 1.0 for h in hits)
+
+    # plain sentence-transformers loads the same folder
+    from sentence_transformers import SentenceTransformer
+
+    assert SentenceTransformer(str(out), device="cpu").encode(["hello"]).shape == (1, trained.dimension)
+
+    # resume: a second run with a higher step budget starts from checkpoint-4, not from scratch
+    with caplog.at_level(logging.WARNING, logger="e2rank.training"):
+        resumed = train(TrainConfig(**{**config.__dict__, "max_steps": 5}))
+    assert "checkpoint-4" in caplog.text
+    assert resumed.steps == 5
+    assert resumed.history[:4] == result.history  # steps 1-4 come from the checkpoint's state
+
+
+def test_shipped_model_loads_in_float32_in_e2rank_and_plain_sentence_transformers() -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from e2rank_core.resolve import resolve_model
+
+    folder = Path(__file__).resolve().parents[1] / "e2rank_core" / "models" / "minilm-l6-e2rank"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("no trained model is shipped in e2rank_core/models/minilm-l6-e2rank")
+    assert resolve_model("e2rank/minilm-l6-e2rank").path == str(folder)
+    ours = E2RankModel("e2rank/minilm-l6-e2rank", device="cpu")
+    plain = SentenceTransformer(str(folder), device="cpu")
+    assert next(ours.backend.st_model.parameters()).dtype == torch.float32
+    assert next(plain.parameters()).dtype == torch.float32
+    text = ["Paris is the capital of France."]
+    np.testing.assert_allclose(plain.encode(text, normalize_embeddings=True), ours.embed_documents(text), atol=1e-5)
+    hits = ours.rerank("capital of France", ["Berlin is in Germany.", "Paris is the capital of France."])
+    assert hits[0].index == 1
+
+
+def test_builder_on_trec_dl_2021(tmp_path: Path) -> None:
+    from e2rank_core.cli import main
+    from e2rank_core.evaluation.data import load_beir, read_run
+
+    folder = require_data("trec-dl-2021")
+    lists = build_lists(folder, lists_per_query=2, seed=1)
+    collection = load_beir(folder, "train")
+    run = read_run(folder / "bm25_top100.trec", 100)
+    text_to_id = {v: k for k, v in collection.corpus.items()}
+    duplicated = {t for t, n in Counter(collection.corpus.values()).items() if n > 1}  # MS MARCO v2 has copies
+    query_to_id = {v: k for k, v in collection.queries.items()}
+    assert len(lists) >= 2 * 40
+    checked = [item for item in lists if not duplicated & set(item.document)][:20]
+    assert len(checked) >= 10
+    for item in checked:
+        qid = query_to_id[item.query]
+        grades = [collection.qrels[qid].get(text_to_id[d], 0) for d in item.document]
+        assert len(item.document) == 16 and sorted(item.ranking) == list(range(1, 17))
+        assert grades[item.ranking[0] - 1] == max(grades) > 0  # the teacher's top is judged relevant
+        ordered = [grades[i - 1] for i in item.ranking]
+        assert ordered == sorted(ordered, reverse=True)
+        assert 0 in grades  # relevant documents are mixed with negatives
+        ranks = [run[qid].index(text_to_id[d]) for d in item.document if text_to_id[d] in run[qid]]
+        assert ranks == sorted(ranks)  # documents keep first-stage order
+
+    out = tmp_path / "dl21.jsonl"
+    assert main(["build-train-data", "--data", str(folder), "--output", str(out)]) == 0
+    assert len(read_jsonl(out)) == len(build_lists(folder))
