@@ -208,6 +208,8 @@ class EmbeddingBackend:
                 raise ValueError(f"{name} must be at least 4, got {getattr(self, name)}")
         self._warned: set[str] = set()
         self._special_affixes = self._find_special_affixes()
+        prefix, suffix = self.template_affixes or ("", "")
+        self._affix_ids = (self._template_ids(prefix), self._template_ids(suffix))  # chat-template scaffolding
 
     # ----------------------------------------------------------------------------------------- tokens
     def _eos_token_id(self) -> int:
@@ -314,20 +316,38 @@ class EmbeddingBackend:
 
         prefix, suffix = self.template_affixes or ("", "")
         head, numbered, tail = listwise_prompt_parts(query, [""] * len(documents))
-        fixed_text = head + "\n".join(numbered) + tail
-        fixed = len(self._template_ids(prefix)) + len(self._template_ids(suffix)) + len(self.plain_ids([fixed_text])[0])
+        fixed = (
+            len(self._affix_ids[0])
+            + len(self._affix_ids[1])
+            + len(self.plain_ids([head + "\n".join(numbered) + tail])[0])
+        )
         if not self.is_decoder:
             fixed += self._encoder_special_count()
-        doc_lengths = [len(ids) for ids in self.plain_ids(documents)]
+        # One batched call gives every document's length and the character offsets to cut it at.
+        offsets = (
+            self.tokenizer(
+                documents,
+                add_special_tokens=False,
+                split_special_tokens=True,
+                return_offsets_mapping=True,
+                verbose=False,
+            )["offset_mapping"]
+            if documents
+            else []
+        )
+        doc_lengths = [len(o) for o in offsets]
+
+        def cut(text: str, spans: list[tuple[int, int]], cap: int) -> str:
+            return text if len(spans) <= cap else (text[: spans[cap - 1][1]] if cap > 0 else "")
 
         budget = self.max_prompt_tokens - fixed
         slack = 0
         truncated_docs = False
         for _ in range(8):  # piecewise and joint tokenisation can differ by a few tokens at the seams
             cap = fit_documents_to_budget(doc_lengths, budget - slack)
-            fitted = documents if cap is None else [self.truncate_text(d, cap)[0] for d in documents]
+            fitted = documents if cap is None else [cut(d, o, cap) for d, o in zip(documents, offsets, strict=True)]
             truncated_docs = cap is not None
-            encoded = self._prompt_ids(prefix, query, fitted, suffix)
+            encoded = self._prompt_ids(query, fitted)
             overflow = len(encoded) - self.max_prompt_tokens
             if overflow <= 0:
                 break
@@ -344,10 +364,10 @@ class EmbeddingBackend:
         text = prefix + listwise_prompt_content(query, fitted) + suffix
         return EncodedInput(encoded, text, truncated_docs or query_truncated)
 
-    def _prompt_ids(self, prefix: str, query: str, documents: Sequence[str], suffix: str) -> list[int]:
+    def _prompt_ids(self, query: str, documents: Sequence[str]) -> list[int]:
         content_ids = self.plain_ids([listwise_prompt_content(query, documents)])[0]
         if self.is_decoder:
-            return self._template_ids(prefix) + content_ids + self._template_ids(suffix)
+            return self._affix_ids[0] + content_ids + self._affix_ids[1]
         return self._wrap_encoder(content_ids)
 
     # ----------------------------------------------------------------------------------------- forward
