@@ -29,14 +29,25 @@ EVAL_SETS = ("trec-dl-2019", "scifact", "cranfield", "cisi")
 
 
 def build_data(data: Path, work: Path, args: argparse.Namespace) -> list[str]:
+    from e2rank_core import E2RankModel
     from e2rank_core.training import build_lists, write_jsonl
 
     work.mkdir(parents=True, exist_ok=True)
-    dl21 = build_lists(data / "trec-dl-2021", split="train", lists_per_query=args.dl21_lists, seed=args.seed)
-    scifact = build_lists(data / "scifact", split="train", max_positives=2, seed=args.seed)
+    # Teacher for the ties the judgments leave (negatives among themselves) and for unlabeled DL 2022: the base
+    # model's own cosine with plain queries (its best zero-shot ranking), unless --teacher first-stage.
+    teacher = E2RankModel(BASE, device="cpu", plain_queries=True) if args.teacher == "base-cosine" else None
+    dl21 = build_lists(
+        data / "trec-dl-2021", split="train", lists_per_query=args.dl21_lists, seed=args.seed, teacher=teacher
+    )
+    scifact = build_lists(data / "scifact", split="train", max_positives=2, seed=args.seed, teacher=teacher)
     scifact = random.Random(args.seed).sample(scifact, min(args.scifact_lists, len(scifact)))
+    sets = [("trec-dl-2021", dl21), ("scifact", scifact)]
+    if teacher is not None and args.dl22_lists > 0:
+        dl22 = build_lists(data / "trec-dl-2022", split=None, lists_per_query=args.dl22_lists, seed=args.seed,
+                           teacher=teacher)  # fmt: skip
+        sets.append(("trec-dl-2022", dl22))
     files = []
-    for name, lists in (("trec-dl-2021", dl21), ("scifact", scifact)):
+    for name, lists in sets:
         path = work / f"train.{name}.jsonl"
         print(f"{name}: {write_jsonl(lists, path)} lists -> {path}")
         files.append(str(path))
@@ -57,7 +68,7 @@ def run_training(files: list[str], work: Path, args: argparse.Namespace) -> str:
             learning_rate=args.lr,
             ranknet_factor=args.ranknet_factor,
             max_document_tokens=args.train_doc_tokens,
-            save_steps=20,
+            save_steps=40,
             seed=args.seed,
             device="cpu",
             resume=not args.no_resume,
@@ -241,14 +252,17 @@ def main() -> None:
     stages = ["data", "train", "eval-base", "eval-trained", "eval", "ship", "all"]
     parser.add_argument("--stage", choices=stages, default="all")
     parser.add_argument("--force-ship", action="store_true", help="ship even if it does not beat base cosine")
-    parser.add_argument("--dl21-lists", type=int, default=2, help="lists per trec-dl-2021 query (2)")
-    parser.add_argument("--scifact-lists", type=int, default=240, help="scifact train lists kept (240)")
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--dl21-lists", type=int, default=8, help="lists per trec-dl-2021 query (8)")
+    parser.add_argument("--scifact-lists", type=int, default=1000, help="scifact train lists kept (all)")
+    parser.add_argument("--dl22-lists", type=int, default=2, help="lists per unlabeled trec-dl-2022 query (2)")
+    parser.add_argument("--teacher", choices=["base-cosine", "first-stage"], default="base-cosine",
+                        help="what breaks grade ties and ranks unlabeled lists (base-cosine)")  # fmt: skip
+    parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--ranknet-factor", type=float, default=2.0)
-    parser.add_argument("--train-doc-tokens", type=int, default=128)
+    parser.add_argument("--train-doc-tokens", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-resume", action="store_true")
     args = parser.parse_args()

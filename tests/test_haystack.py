@@ -248,5 +248,10 @@ def test_text_embedder_uses_retrieval_format(minilm: E2RankModel) -> None:
     vector = E2RankTextEmbedder(model=MODEL, instruction="Find capitals").run(text="France")["embedding"]
     expected = minilm.embed_queries(["France"], instruction="Find capitals")[0]
     np.testing.assert_allclose(vector, expected, atol=1e-6)
+    plain = E2RankTextEmbedder(model=MODEL, plain_queries=True)
+    assert E2RankTextEmbedder.from_dict(plain.to_dict()).plain_queries is True
+    bare = minilm.backend.st_model.encode(["France"], normalize_embeddings=True)[0]  # the bare text, no prefix
+    np.testing.assert_allclose(plain.run(text="France")["embedding"], bare, atol=1e-5)
+    assert not np.allclose(vector, bare, atol=1e-3)
     with pytest.raises(TypeError, match="string"):
         E2RankTextEmbedder(model=MODEL).run(text=["not", "a", "string"])  # type: ignore[arg-type]

@@ -122,6 +122,9 @@ def test_embeddings_find_the_relevant_document(store, minilm: E2RankModel) -> No
         minilm.embed_queries([QUERY], instruction=task)[0],
         atol=1e-5,
     )
+    bare = E2RankEmbeddings(model=MODEL, plain_queries=True).embed_query(QUERY)
+    np.testing.assert_allclose(bare, minilm.backend.st_model.encode([QUERY], normalize_embeddings=True)[0], atol=1e-5)
+    assert not np.allclose(bare, vector, atol=1e-3)
     vectors = embeddings.embed_documents(["Paris", "Berlin"])
     assert len(vectors) == 2 and type(vectors[0]) is list and type(vectors[0][0]) is float
     assert embeddings.embed_documents([]) == []

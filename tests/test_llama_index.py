@@ -233,6 +233,9 @@ async def test_embedding_model(nodes: list[TextNode], minilm: E2RankModel) -> No
     custom = E2RankEmbedding(model=MODEL, query_instruction=task).get_query_embedding(QUERY)
     np.testing.assert_allclose(custom, minilm.embed_queries([QUERY], instruction=task)[0], atol=1e-6)
     assert not np.allclose(custom, query)
+    bare = E2RankEmbedding(model=MODEL, plain_queries=True).get_query_embedding(QUERY)
+    np.testing.assert_allclose(bare, minilm.backend.st_model.encode([QUERY], normalize_embeddings=True)[0], atol=1e-5)
+    assert not np.allclose(bare, query, atol=1e-3)
 
 
 def test_embedding_settings_and_sharing() -> None:

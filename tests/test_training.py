@@ -6,6 +6,7 @@ import json
 import logging
 import math
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,7 @@ def test_loss_module_weights_its_parts() -> None:
 
 def test_teacher_ranking_and_jsonl_roundtrip(tmp_path: Path) -> None:
     assert teacher_ranking([0, 2, 1, 2]) == [2, 4, 3, 1]  # grade first, earlier position breaks ties
+    assert teacher_ranking([0, 2, 0, 2], [0.1, 0.2, 0.9, 0.5]) == [4, 2, 3, 1]  # grade first, then teacher score
     item = TrainingList("q", ["a", "b", "c"], [3, 1, 2], "unit")
     assert item.teacher_positions() == [1, 2, 0]
     path = tmp_path / "train.jsonl"
@@ -228,3 +230,68 @@ def test_builder_on_trec_dl_2021(tmp_path: Path) -> None:
     out = tmp_path / "dl21.jsonl"
     assert main(["build-train-data", "--data", str(folder), "--output", str(out)]) == 0
     assert len(read_jsonl(out)) == len(build_lists(folder))
+
+
+def _small_beir_copy(source: Path, target: Path, n_queries: int = 3, depth: int = 30) -> Path:
+    """A real but small BEIR folder: the first judged queries of ``source``, their first-stage top ``depth`` and
+    judged documents, with qrels/train.tsv and the cut run."""
+    from e2rank_core.evaluation.data import load_beir, read_run
+
+    collection = load_beir(source, "train")
+    run = read_run(source / "bm25_top100.trec", depth)
+    qids = [q for q in sorted(collection.queries) if q in run][:n_queries]
+    wanted = {d for q in qids for d in run[q]} | {d for q in qids for d in collection.qrels[q]}
+    first_id_of_text: dict[str, str] = {}
+    for doc_id in sorted(wanted & set(collection.corpus)):
+        first_id_of_text.setdefault(collection.corpus[doc_id], doc_id)
+    keep = set(first_id_of_text.values())  # MS MARCO v2 repeats some passages: keep one id per text
+    target.mkdir(parents=True)
+    (target / "qrels").mkdir()
+    with (target / "corpus.jsonl").open("w", encoding="utf-8") as handle:
+        for doc_id in sorted(keep & set(collection.corpus)):
+            handle.write(json.dumps({"_id": doc_id, "title": "", "text": collection.corpus[doc_id]}) + "\n")
+    with (target / "queries.jsonl").open("w", encoding="utf-8") as handle:
+        for qid in qids:
+            handle.write(json.dumps({"_id": qid, "text": collection.queries[qid]}) + "\n")
+    lines = [f"{q}\t{d}\t{g}" for q in qids for d, g in collection.qrels[q].items() if d in keep]
+    (target / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(lines) + "\n")
+    with (target / "bm25_top100.trec").open("w", encoding="utf-8") as handle:
+        for qid in qids:
+            for rank, doc_id in enumerate([d for d in run[qid] if d in keep], start=1):
+                handle.write(f"{qid} Q0 {doc_id} {rank} {100 - rank} bm25\n")
+    return target
+
+
+def test_builder_with_a_teacher_model_breaks_ties_by_its_cosine_and_ranks_unlabeled_lists(
+    tmp_path: Path, minilm: E2RankModel
+) -> None:
+    from e2rank_core.evaluation.data import load_beir
+
+    folder = _small_beir_copy(require_data("trec-dl-2021"), tmp_path / "dl21-small")
+    collection = load_beir(folder, "train")
+    query_to_id = {v: k for k, v in collection.queries.items()}
+    text_to_id = {v: k for k, v in collection.corpus.items()}
+
+    def cosine(query: str, documents: list[str]) -> np.ndarray:
+        return minilm.embed_documents(documents) @ minilm.embed_queries([query])[0]
+
+    labeled = build_lists(folder, depth=30, teacher=minilm)
+    assert len(labeled) >= 2  # a query with under 15 unjudged-or-irrelevant candidates gets no list
+    for item in labeled:
+        qrels = collection.qrels[query_to_id[item.query]]
+        grades = [qrels.get(text_to_id[d], 0) for d in item.document]
+        scores = cosine(item.query, item.document)
+        ordered = [(grades[i - 1], scores[i - 1]) for i in item.ranking]
+        assert [g for g, _ in ordered] == sorted((g for g, _ in ordered), reverse=True)  # grade first
+        for (g1, s1), (g2, s2) in pairwise(ordered):
+            if g1 == g2:
+                assert s1 >= s2 - 1e-5  # ties: the teacher's cosine, best first
+    assert [item.ranking for item in labeled] != [item.ranking for item in build_lists(folder, depth=30)]
+
+    unlabeled = build_lists(folder, split=None, depth=30, lists_per_query=2, teacher=minilm, seed=3)
+    assert len(unlabeled) == 6
+    for item in unlabeled:
+        scores = cosine(item.query, item.document)
+        assert [int(i) + 1 for i in np.argsort(-scores, kind="stable")] == item.ranking
+    with pytest.raises(ValueError, match="teacher"):
+        build_lists(folder, split=None)

@@ -36,19 +36,24 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def load_beir(folder: str | Path, split: str = "test") -> BeirCollection:
-    """Load a BEIR folder; the queries kept are those of ``split`` (the ones its qrels judge)."""
+def load_beir(folder: str | Path, split: str | None = "test") -> BeirCollection:
+    """Load a BEIR folder; the queries kept are those of ``split`` (the ones its qrels judge).
+
+    ``split=None`` loads every query with no judgments (an unlabeled collection such as TREC DL 2022).
+    """
     folder = Path(folder)
     if not (folder / "corpus.jsonl").is_file():
         raise FileNotFoundError(f"{folder} is not a BEIR folder: corpus.jsonl is missing")
-    qrels_path = folder / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
-        raise FileNotFoundError(f"{folder} has no qrels/{split}.tsv")
-    qrels = read_qrels(qrels_path)
+    qrels: dict[str, dict[str, int]] = {}
+    if split is not None:
+        qrels_path = folder / "qrels" / f"{split}.tsv"
+        if not qrels_path.is_file():
+            raise FileNotFoundError(f"{folder} has no qrels/{split}.tsv")
+        qrels = read_qrels(qrels_path)
     with (folder / "corpus.jsonl").open(encoding="utf-8") as handle:
         corpus = {str(r["_id"]): document_text(r) for r in map(json.loads, handle)}
     with (folder / "queries.jsonl").open(encoding="utf-8") as handle:
-        queries = {str(r["_id"]): r["text"] for r in map(json.loads, handle) if str(r["_id"]) in qrels}
+        queries = {str(r["_id"]): r["text"] for r in map(json.loads, handle) if split is None or str(r["_id"]) in qrels}
     run_path = folder / "bm25_top100.trec"
     return BeirCollection(folder.name, corpus, queries, qrels, run_path if run_path.is_file() else None)
 

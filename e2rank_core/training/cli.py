@@ -10,10 +10,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "build-train-data",
         help="make train.jsonl lists from a BEIR folder, a first stage and qrels",
         description="Lists of --list-size documents per judged query: relevant documents plus first-stage negatives, "
-        "in first-stage order; the teacher ranking orders by relevance grade, then first-stage rank.",
+        "in first-stage order; the teacher ranking orders by relevance grade, then by --teacher-model's cosine "
+        "(if given) or first-stage rank. With --unlabeled, every query gets first-stage lists ranked by the "
+        "teacher model alone.",
     )
     build.add_argument("--data", required=True, help="BEIR folder")
     build.add_argument("--split", default="train", help="qrels split to use (train)")
+    build.add_argument("--unlabeled", action="store_true", help="no qrels: all queries, teacher-ranked lists")
+    build.add_argument("--teacher-model", default=None, help="model whose cosine breaks grade ties / ranks lists")
+    build.add_argument(
+        "--teacher-plain-queries", action="store_true", help="teacher embeds bare queries (no instruction)"
+    )
     build.add_argument("--run", default=None, help="first-stage run (default: bm25_top100.trec, else bm25s)")
     build.add_argument("--depth", type=int, default=100)
     build.add_argument("--list-size", type=int, default=16)
@@ -53,9 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _build(args: argparse.Namespace) -> int:
     from .data import build_lists, write_jsonl
 
+    teacher = None
+    if args.teacher_model:
+        from ..model import E2RankModel
+
+        teacher = E2RankModel(args.teacher_model, plain_queries=args.teacher_plain_queries)
     lists = build_lists(
         args.data,
-        split=args.split,
+        split=None if args.unlabeled else args.split,
+        teacher=teacher,
         run_file=args.run,
         depth=args.depth,
         list_size=args.list_size,

@@ -29,7 +29,8 @@ class E2RankEmbeddings(LoadsSharedModel, BaseModel, Embeddings):
       ``E2RankRerank`` computes for the same texts, so they can be handed back to it for reuse
       (``document_embeddings=`` or ``embedding_metadata_key``).
     * ``embed_query`` calls ``E2RankModel.embed_queries`` with ``query_instruction`` (``None`` = the paper's
-      default web-search task).
+      default web-search task); ``plain_queries=True`` embeds the bare query, for models never trained with
+      instructions.
     * Vectors are L2-normalised plain ``list[float]``. Async variants run in a worker thread (LangChain's default).
     * The model loads on first use and is shared with every ``E2RankRerank``/``E2RankEmbeddings`` of the same
       (model, device, dtype, trust_remote_code) in the process.
@@ -37,6 +38,7 @@ class E2RankEmbeddings(LoadsSharedModel, BaseModel, Embeddings):
 
     model: str = Field(default_factory=default_model, description="E2Rank model id or local path")
     query_instruction: str | None = Field(default=None, description="retrieval task; None = the paper's default")
+    plain_queries: bool = Field(default=False, description="embed bare queries (models trained without instructions)")
     device: str | None = Field(default=None, description="cpu, cuda, mps; None picks the best available")
     dtype: str | None = Field(default=None, description="float32, float16 or bfloat16; None: float32 on CPU")
     batch_size: int = Field(default=32, ge=1, description="texts per forward pass")
@@ -55,4 +57,6 @@ class E2RankEmbeddings(LoadsSharedModel, BaseModel, Embeddings):
         """Embed a query in the retrieval format ``Instruct: {query_instruction}\\nQuery:{text}``."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a string, got {type(text).__name__}")
-        return self.e2rank_model.embed_queries([text], instruction=self.query_instruction)[0].tolist()
+        return self.e2rank_model.embed_queries([text], instruction=self.query_instruction, plain=self.plain_queries)[
+            0
+        ].tolist()

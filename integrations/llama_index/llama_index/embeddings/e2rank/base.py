@@ -29,7 +29,8 @@ class E2RankEmbedding(BaseEmbedding):
       ``E2RankModel.embed_documents``; these are exactly the vectors ``E2RankRerank`` computes for the same
       nodes, so ``E2RankRerank(use_node_embeddings=True)`` can reuse them.
     * Queries use the paper's retrieval format ``Instruct: {query_instruction}\\nQuery:{query}`` through
-      ``E2RankModel.embed_queries`` (``query_instruction=None`` = the paper's default web-search task).
+      ``E2RankModel.embed_queries`` (``query_instruction=None`` = the paper's default web-search task);
+      ``plain_queries=True`` embeds the bare query, for models never trained with instructions.
     * ``model_name`` (LlamaIndex's usual argument) is accepted as an alias of ``model``; both always agree.
     * The model is loaded lazily on first use and shared with every ``E2RankRerank``/``E2RankEmbedding`` of the
       same (model, device, dtype, trust_remote_code) in the process. Async methods run in a worker thread.
@@ -37,6 +38,7 @@ class E2RankEmbedding(BaseEmbedding):
 
     model: str = Field(default_factory=default_model, description="E2Rank model id or local path")
     query_instruction: str | None = Field(default=None, description="retrieval task for queries; None = paper's")
+    plain_queries: bool = Field(default=False, description="embed bare queries (models trained without instructions)")
     device: str | None = Field(default=None, description="cpu, cuda, mps; None picks the best available")
     dtype: str | None = Field(default=None, description="float32, float16 or bfloat16; None: float32 on CPU")
     trust_remote_code: bool = Field(default=False, description="allow custom model code from the checkpoint")
@@ -79,7 +81,9 @@ class E2RankEmbedding(BaseEmbedding):
             self._model, self._model_key = loaded
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self.e2rank_model.embed_queries([query], instruction=self.query_instruction)[0].tolist()
+        return self.e2rank_model.embed_queries([query], instruction=self.query_instruction, plain=self.plain_queries)[
+            0
+        ].tolist()
 
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._get_text_embeddings([text])[0]

@@ -29,7 +29,9 @@ class E2RankTextEmbedder:
         embedder = E2RankTextEmbedder(model="sentence-transformers/all-MiniLM-L6-v2")
         vector = embedder.run(text="capital of France")["embedding"]
 
-    ``instruction=None`` uses the paper's default web-search task.
+    ``instruction=None`` uses the paper's default web-search task. ``plain_queries=True`` embeds the bare query
+    text instead, for models never trained with instructions (e.g. the base all-MiniLM-L6-v2, whose retrieval
+    quality drops with the instruction prefix).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class E2RankTextEmbedder:
         device: ComponentDevice | None = None,
         token: Secret | None = DEFAULT_TOKEN,
         instruction: str | None = None,
+        plain_queries: bool = False,
         batch_size: int = 32,
         dtype: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
@@ -49,6 +52,7 @@ class E2RankTextEmbedder:
         self.device = ComponentDevice.resolve_device(device)
         self.token = token
         self.instruction = instruction
+        self.plain_queries = plain_queries
         self.batch_size = batch_size
         self.dtype = dtype
         self.model_kwargs = model_kwargs
@@ -72,6 +76,7 @@ class E2RankTextEmbedder:
                 "device": self.device,
                 "token": self.token,
                 "instruction": self.instruction,
+                "plain_queries": self.plain_queries,
                 "batch_size": self.batch_size,
                 "dtype": self.dtype,
                 "model_kwargs": self.model_kwargs,
@@ -94,7 +99,9 @@ class E2RankTextEmbedder:
             )
         self.warm_up()
         assert self._model is not None
-        vector = self._model.embed_queries([text], instruction=self.instruction, batch_size=self.batch_size)[0]
+        vector = self._model.embed_queries(
+            [text], instruction=self.instruction, plain=self.plain_queries, batch_size=self.batch_size
+        )[0]
         return {"embedding": vector.tolist()}
 
     @component.output_types(embedding=list[float])
