@@ -29,7 +29,7 @@ class E2RankModel:
 
         from e2rank_core import E2RankModel
 
-        model = E2RankModel("sentence-transformers/all-MiniLM-L6-v2")  # offline, shipped by a package
+        model = E2RankModel("e2rank/minilm-l6-e2rank")  # bundled with e2rank, offline
         docs = ["Paris is the capital of France.", "Berlin is in Germany.", "France borders Spain."]
         for hit in model.rerank("capital of France", docs, top_k=2):
             print(hit.index, round(hit.score, 3), hit.document)

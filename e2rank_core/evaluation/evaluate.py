@@ -69,7 +69,7 @@ def evaluate(
         from e2rank_core import E2RankModel
         from e2rank_core.evaluation import evaluate
 
-        model = E2RankModel("sentence-transformers/all-MiniLM-L6-v2")
+        model = E2RankModel("e2rank/minilm-l6-e2rank")
         print(evaluate(model, "../shared/data/trec-dl-2019", mode="listwise").measures)
 
     The first stage is ``run_file``, else the folder's ``bm25_top100.trec``, else (or with ``bm25=True``) BM25.

@@ -1,7 +1,7 @@
 """LangChain: a vector store with E2Rank embeddings and E2Rank reranking, as a ContextualCompressionRetriever and
 as an LCEL chain that reuses the store's vectors (so the reranker only embeds its listwise prompt).
 
-Run: ``python examples/langchain/run_retriever.py [MODEL]`` (offline, on the packaged all-MiniLM-L6-v2; about 200
+Run: ``python examples/langchain/run_retriever.py [MODEL]`` (offline, on the bundled e2rank/minilm-l6-e2rank; ~200
 SciFact abstracts from ../shared/data, else the bundled capitals file; needs ``langchain-classic``, in
 ``e2rank[examples]``).
 """
@@ -21,9 +21,11 @@ from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_e2rank import E2RankEmbeddings, E2RankRerank
 
-# all-MiniLM-L6-v2 was never trained on listwise prompts: it shows the plumbing, not E2Rank's quality.
-# Pass an E2Rank checkpoint (e.g. Alibaba-NLP/E2Rank-0.6B, when it is available locally) for real reranking.
-MODEL = sys.argv[1] if len(sys.argv) > 1 else "sentence-transformers/all-MiniLM-L6-v2"
+from e2rank_core import default_model
+
+# Default: the bundled E2Rank-trained MiniLM; pass an official checkpoint (e.g. Alibaba-NLP/E2Rank-0.6B, when it
+# is available locally) for the paper's quality.
+MODEL = sys.argv[1] if len(sys.argv) > 1 else default_model()
 
 start = time.perf_counter()
 corpus = load_corpus(max_documents=200)

@@ -1,13 +1,12 @@
 """LlamaIndex: a VectorStoreIndex with E2Rank embeddings, retrieve 50, rerank the 50 with E2RankRerank.
 
-Run: ``python examples/llamaindex/run_query.py`` -- offline, on the default packaged model (all-MiniLM-L6-v2
-unless a trained E2Rank model is bundled), over ~200 SciFact abstracts from ../shared/data (or the bundled
-capitals file when that data is absent). No LLM is called: ``Settings.llm`` is LlamaIndex's ``MockLLM``.
+Run: ``python examples/llamaindex/run_query.py`` -- offline, on the default model (``e2rank_core.default_model()``:
+the bundled, E2Rank-trained ``e2rank/minilm-l6-e2rank``), over ~200 SciFact abstracts from ../shared/data (or the
+bundled capitals file when that data is absent). No LLM is called: ``Settings.llm`` is LlamaIndex's ``MockLLM``.
 
-The base all-MiniLM-L6-v2 was never trained for E2Rank's listwise prompt (and its 512-token limit squeezes 20
-abstracts into one prompt), so there the rerank stage is a demonstration of the wiring, not of quality; the
-output prints where the judged-relevant abstracts sit before and after reranking. Pass a trained E2Rank model
-(e.g. ``Alibaba-NLP/E2Rank-0.6B`` from a local folder) as ``MODEL`` for the paper's behaviour.
+The output prints where the judged-relevant abstracts sit before and after reranking. The bundled model is a small
+encoder whose 512-token limit squeezes 20 abstracts into one prompt; an official E2Rank model (e.g.
+``Alibaba-NLP/E2Rank-0.6B`` from a local folder) as ``MODEL`` gives the paper's quality.
 """
 
 from __future__ import annotations

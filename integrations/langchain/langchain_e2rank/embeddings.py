@@ -21,7 +21,7 @@ class E2RankEmbeddings(LoadsSharedModel, BaseModel, Embeddings):
         from langchain_core.vectorstores import InMemoryVectorStore
         from langchain_e2rank import E2RankEmbeddings
 
-        store = InMemoryVectorStore(E2RankEmbeddings(model="sentence-transformers/all-MiniLM-L6-v2"))
+        store = InMemoryVectorStore(E2RankEmbeddings(model="e2rank/minilm-l6-e2rank"))
         store.add_texts(["Paris is the capital of France", "Berlin is in Germany"])
         print(store.similarity_search("capital of France", k=1)[0].page_content)
 

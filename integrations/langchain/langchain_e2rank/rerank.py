@@ -29,7 +29,7 @@ class E2RankRerank(LoadsSharedModel, BaseDocumentCompressor):
         from langchain_core.documents import Document
         from langchain_e2rank import E2RankRerank
 
-        reranker = E2RankRerank(model="sentence-transformers/all-MiniLM-L6-v2", top_n=2)
+        reranker = E2RankRerank(model="e2rank/minilm-l6-e2rank", top_n=2)
         docs = [Document("Berlin is in Germany"), Document("Paris is the capital of France")]
         best = reranker.compress_documents(docs, "capital of France")
         print(best[0].page_content, best[0].metadata["relevance_score"])

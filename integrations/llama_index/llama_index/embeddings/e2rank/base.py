@@ -19,7 +19,7 @@ class E2RankEmbedding(BaseEmbedding):
         from llama_index.core import Settings, VectorStoreIndex
         from llama_index.embeddings.e2rank import E2RankEmbedding
 
-        Settings.embed_model = E2RankEmbedding(model="sentence-transformers/all-MiniLM-L6-v2")
+        Settings.embed_model = E2RankEmbedding(model="e2rank/minilm-l6-e2rank")
         index = VectorStoreIndex.from_documents(documents)
 
         embedder = Settings.embed_model

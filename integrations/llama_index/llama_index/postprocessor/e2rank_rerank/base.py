@@ -31,7 +31,7 @@ class E2RankRerank(BaseNodePostprocessor):
         from llama_index.embeddings.e2rank import E2RankEmbedding
         from llama_index.postprocessor.e2rank_rerank import E2RankRerank
 
-        model = "sentence-transformers/all-MiniLM-L6-v2"  # offline; default: e2rank_core.default_model()
+        model = "e2rank/minilm-l6-e2rank"  # bundled, offline; also the default (e2rank_core.default_model())
         index = VectorStoreIndex(nodes, embed_model=E2RankEmbedding(model=model))
         reranker = E2RankRerank(model=model, top_n=3)
         engine = index.as_query_engine(similarity_top_k=50, node_postprocessors=[reranker])

@@ -29,7 +29,7 @@ class E2RankDocumentEmbedder:
         from haystack import Document
         from haystack_integrations.components.embedders.e2rank import E2RankDocumentEmbedder
 
-        embedder = E2RankDocumentEmbedder(model="sentence-transformers/all-MiniLM-L6-v2")
+        embedder = E2RankDocumentEmbedder(model="e2rank/minilm-l6-e2rank")
         docs = embedder.run(documents=[Document(content="Paris is the capital of France")])["documents"]
 
     Give it the same ``model``, ``meta_fields_to_embed`` and ``embedding_separator`` as the ``E2RankRanker`` so that

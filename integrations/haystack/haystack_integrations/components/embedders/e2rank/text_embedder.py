@@ -26,7 +26,7 @@ class E2RankTextEmbedder:
 
         from haystack_integrations.components.embedders.e2rank import E2RankTextEmbedder
 
-        embedder = E2RankTextEmbedder(model="sentence-transformers/all-MiniLM-L6-v2")
+        embedder = E2RankTextEmbedder(model="e2rank/minilm-l6-e2rank")
         vector = embedder.run(text="capital of France")["embedding"]
 
     ``instruction=None`` uses the paper's default web-search task. ``plain_queries=True`` embeds the bare query

@@ -25,7 +25,7 @@ class E2RankRanker:
         from haystack import Document
         from haystack_integrations.components.rankers.e2rank import E2RankRanker
 
-        ranker = E2RankRanker(model="sentence-transformers/all-MiniLM-L6-v2", top_k=2)
+        ranker = E2RankRanker(model="e2rank/minilm-l6-e2rank", top_k=2)
         docs = [Document(content="Berlin is in Germany"), Document(content="Paris is the capital of France")]
         print(ranker.run(query="capital of France", documents=docs)["documents"][0].content)
 
