@@ -252,12 +252,11 @@ Plain sentence-transformers also loads the folder (`SentenceTransformer(path)`);
   themselves - broken by the base model's own cosine with plain queries; DL 2022 lists are ranked by that cosine
   alone. Documents keep first-stage order inside the prompt.
 - Optimisation: sentence-transformers' `SentenceTransformerTrainer`, AdamW, linear schedule, 10% warmup, batch
-  {batch_size} lists, on 2 CPU cores, in two rounds: (1) from the base, 1385 lists (DL21 8 per query, SciFact 1 per
-  claim, DL22 2 per query; seed 0), 1.5 epochs, 260 steps, lr 5e-5; (2) from round 1, a fresh draw of random
-  negatives ({samples} lists: DL21 8 per query, SciFact 2 per claim, DL22 4 per query; seed 1), {epochs} epoch,
-  {steps} steps, lr {lr}, {seconds:.0f} s. Documents capped at {doc_tokens} tokens during training (256 at
-  inference), listwise prompt 512 tokens.
-- Reproduce (about 1.5 h on 2 CPU cores):
+  {batch_size} lists, on 2 CPU cores, in {num_rounds} rounds, the first from the base, each later one from the
+  previous round's model with a fresh draw of random negatives:
+{rounds}
+  Documents capped at {doc_tokens} tokens during training (256 at inference), listwise prompt 512 tokens.
+- Reproduce (about {hours:.1f} h on 2 CPU cores):
 
   ```bash
 {reproduce}
@@ -275,6 +274,28 @@ No evaluation query was used in training (TREC DL 2019, SciFact test, Cranfield 
   Microsoft MS MARCO terms, non-commercial research use only; SciFact - CC BY-NC 2.0. The fine-tuned weights are
   therefore for non-commercial research use only (the e2rank code is Apache-2.0).
 """
+
+
+def round_configs(model_dir: Path) -> list[tuple[str, float]]:
+    """One line per training round (oldest first) from each model's recorded config, and its training seconds."""
+    rounds: list[tuple[str, float]] = []
+    folder: Path | None = model_dir
+    while folder is not None and (folder / "training" / "train_config.json").is_file():
+        config = json.loads((folder / "training" / "train_config.json").read_text(encoding="utf-8"))
+        history = json.loads((folder / "training" / "history.json").read_text(encoding="utf-8"))
+        sizes = []
+        for file in map(Path, config["train_files"]):
+            name = file.name.removeprefix("train.").removesuffix(".jsonl")
+            count = sum(1 for _ in file.open(encoding="utf-8")) if file.is_file() else "?"
+            sizes.append(f"{name} {count}")
+        rounds.insert(0, (
+            f"{config['samples']} lists ({', '.join(sizes)}), seed {config['seed']}, epochs {config['epochs']:g}, "
+            f"{history[-1]['step']} steps, lr {config['learning_rate']:g}, {config['seconds']:.0f} s.",
+            config["seconds"],
+        ))  # fmt: skip
+        base = Path(config["base_model"])
+        folder = base if base.is_dir() else None
+    return rounds
 
 
 def markdown_table(table: dict[str, dict[str, float]]) -> str:
@@ -317,12 +338,12 @@ def ship(trained_dir: Path, force: bool) -> None:
     model_config = json.loads((SHIPPED / "config.json").read_text(encoding="utf-8"))
     model_config["dtype"] = "float32"  # load in float32 by default; only the stored weights are float16
     (SHIPPED / "config.json").write_text(json.dumps(model_config, indent=2) + "\n", encoding="utf-8")
-    history = results["history"]
+    rounds = round_configs(trained_dir)
     card = MODEL_CARD.format(
-        ranknet_factor=config["ranknet_factor"], samples=config["samples"], dl21_lists=config.get("dl21_lists", "?"),
-        scifact_lists=config.get("scifact_lists", "?"), lr=config["learning_rate"], batch_size=config["batch_size"],
-        epochs=config["epochs"], steps=history[-1]["step"] if history else "?", seconds=config["seconds"],
+        ranknet_factor=config["ranknet_factor"], samples=config["samples"], batch_size=config["batch_size"],
         doc_tokens=config["max_document_tokens"], table=markdown_table(table), reproduce=REPRODUCE,
+        num_rounds=len(rounds), rounds="\n".join(f"  {n}. {text}" for n, (text, _) in enumerate(rounds, start=1)),
+        hours=sum(seconds for _, seconds in rounds) / 3600 + 0.3,  # + data building and evaluation
     )  # fmt: skip
     (SHIPPED / "README.md").write_text(card, encoding="utf-8")
     size = (SHIPPED / "model.safetensors").stat().st_size / 2**20
