@@ -92,7 +92,9 @@ def evaluate_all(data: Path, trained: str | None, work: Path, base_rows: bool = 
     from e2rank_core.evaluation import evaluate
 
     cache = work / "base_table.json"
+    base_names = ("BM25", "base cosine (plain query)", "base cosine (Instruct query)", "base listwise (zero-shot)")
     table: dict[str, dict[str, float]] = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
+    table = {row: scores for row, scores in table.items() if row in base_names}  # never a trained row
 
     def score(row: str, name: str, model: E2RankModel | None, mode: str) -> None:
         if name in table.get(row, {}):
@@ -114,7 +116,8 @@ def evaluate_all(data: Path, trained: str | None, work: Path, base_rows: bool = 
         score("base listwise (zero-shot)", name, base, "listwise")
         base_plain.cache.clear()
         work.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(table, indent=1), encoding="utf-8")
+        base_table = {row: table[row] for row in base_names}
+        cache.write_text(json.dumps(base_table, indent=1), encoding="utf-8")
     if trained is not None:
         tuned = E2RankModel(trained, device="cpu")
         for name in EVAL_SETS:

@@ -181,6 +181,10 @@ def test_training_steps_lower_the_loss_change_weights_and_save_a_loadable_model(
     assert "checkpoint-4" in caplog.text
     assert resumed.steps == 5
     assert resumed.history[:4] == result.history  # steps 1-4 come from the checkpoint's state
+    recorded = json.loads((out / "training" / "train_config.json").read_text())
+    first_run = json.loads((out / "checkpoints" / "checkpoint-4" / "e2rank_elapsed.json").read_text())["seconds"]
+    assert recorded["resumed_from"] == "checkpoint-4"
+    assert recorded["seconds"] >= first_run > 0  # the whole training time, not only the resumed part
 
 
 def test_shipped_model_loads_in_float32_in_e2rank_and_plain_sentence_transformers() -> None:

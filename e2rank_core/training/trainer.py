@@ -126,6 +126,35 @@ class TrainResult:
     plot: str | None = None
 
 
+ELAPSED_FILE = "e2rank_elapsed.json"
+
+
+def _elapsed_callback(start: float, earlier_seconds: float) -> Any:
+    """A trainer callback that stores the training seconds so far in each checkpoint.
+
+    A resumed run adds them to its own, so ``seconds`` in ``train_config.json`` is the whole training time
+    (minus the steps redone after the last checkpoint), not only the last call's.
+    """
+    from transformers import TrainerCallback
+
+    class ElapsedTime(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if checkpoint.is_dir():
+                seconds = earlier_seconds + time.perf_counter() - start
+                (checkpoint / ELAPSED_FILE).write_text(json.dumps({"seconds": round(seconds, 1)}) + "\n")
+
+    return ElapsedTime()
+
+
+def _seconds_before(checkpoint: str | None) -> float:
+    """Training seconds recorded in a checkpoint (0 when there is none or it predates the record)."""
+    path = Path(checkpoint) / ELAPSED_FILE if checkpoint else None
+    if path is None or not path.is_file():
+        return 0.0
+    return float(json.loads(path.read_text())["seconds"])
+
+
 def load_lists(paths: list[str]) -> list[TrainingList]:
     """All samples of the given ``train.jsonl`` files, validated."""
     lists = [item for path in paths for item in read_jsonl(path)]
@@ -206,14 +235,21 @@ def train(config: TrainConfig) -> TrainResult:
     resume_from = get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
     if resume_from:
         logger.warning("e2rank: resuming from %s", resume_from)
+    earlier_seconds = _seconds_before(resume_from)
     start = time.perf_counter()
+    trainer.add_callback(_elapsed_callback(start, earlier_seconds))
     trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - start
+    seconds = earlier_seconds + time.perf_counter() - start
     st_model.eval()
     st_model.save_pretrained(str(output))
     history = [row for row in trainer.state.log_history if "loss" in row]
     (output / "training" / "history.json").write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
-    settings = {**asdict(config), "seconds": round(seconds, 1), "samples": len(lists)}
+    settings = {
+        **asdict(config),
+        "seconds": round(seconds, 1),
+        "samples": len(lists),
+        "resumed_from": Path(resume_from).name if resume_from else None,
+    }
     (output / "training" / "train_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     plot = plot_history(history, output / "training" / "loss_curve.png")
     return TrainResult(str(output), int(trainer.state.global_step), seconds, history, plot)
