@@ -187,6 +187,25 @@ def test_training_steps_lower_the_loss_change_weights_and_save_a_loadable_model(
     assert recorded["seconds"] >= first_run > 0  # the whole training time, not only the resumed part
 
 
+def test_time_budget_stops_training_early_and_still_saves_the_model(
+    tiny_qwen3_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "train.jsonl"
+    write_jsonl(_tiny_lists(), data)
+    out = tmp_path / "budget"
+    config = TrainConfig(
+        str(tiny_qwen3_dir), [str(data)], str(out), batch_size=4, max_steps=50, max_seconds=1e-3,
+        save_steps=100, device="cpu", progress_bar=False,
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="e2rank.training"):
+        result = train(config)
+    assert result.steps == 1  # the budget is checked after each optimizer step
+    assert "time budget" in caplog.text
+    assert E2RankModel(str(out), device="cpu").rerank("q", ["a", "b"])
+    with pytest.raises(ValueError, match="max_seconds"):
+        train(TrainConfig(**{**config.__dict__, "max_seconds": 0}))
+
+
 def test_shipped_model_loads_in_float32_in_e2rank_and_plain_sentence_transformers() -> None:
     from sentence_transformers import SentenceTransformer
 

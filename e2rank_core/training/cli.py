@@ -47,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--ranknet-factor", type=float, default=2.0, help="RankNet weight (2.0)")
     train.add_argument("--temperature", type=float, default=0.03, help="InfoNCE temperature (0.03)")
     train.add_argument("--max-steps", type=int, default=None)
+    train.add_argument("--max-minutes", type=float, default=None, help="time budget: stop and save after it")
     train.add_argument("--max-document-tokens", type=int, default=None, help="document token budget (model's)")
     train.add_argument("--max-prompt-tokens", type=int, default=None, help="listwise prompt budget (model's)")
     train.add_argument("--save-steps", type=int, default=50, help="checkpoint every N optimizer steps")
@@ -96,6 +97,7 @@ def _train(args: argparse.Namespace) -> int:
             ranknet_factor=args.ranknet_factor,
             temperature=args.temperature,
             max_steps=args.max_steps,
+            max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
             max_document_tokens=args.max_document_tokens,
             max_prompt_tokens=args.max_prompt_tokens,
             save_steps=args.save_steps,

@@ -87,7 +87,9 @@ class TrainConfig:
 
     ``batch_size`` is the number of lists (queries) per forward batch; the in-batch negatives of InfoNCE are
     the other lists of that batch. ``max_document_tokens`` / ``max_prompt_tokens`` set the core's budgets (None:
-    the model's defaults, the same as at inference).
+    the model's defaults, the same as at inference). ``max_seconds`` is a time budget: training stops after the
+    first optimizer step past it (resumed time included) and saves the model as usual; the learning-rate schedule
+    is still planned for the full run, so size ``epochs`` to finish inside the budget and treat this as a guard.
     """
 
     base_model: str
@@ -106,6 +108,7 @@ class TrainConfig:
     max_document_tokens: int | None = None
     max_prompt_tokens: int | None = None
     max_steps: int | None = None
+    max_seconds: float | None = None
     save_steps: int = 50
     logging_steps: int = 1
     seed: int = 0
@@ -129,8 +132,8 @@ class TrainResult:
 ELAPSED_FILE = "e2rank_elapsed.json"
 
 
-def _elapsed_callback(start: float, earlier_seconds: float) -> Any:
-    """A trainer callback that stores the training seconds so far in each checkpoint.
+def _elapsed_callback(start: float, earlier_seconds: float, max_seconds: float | None = None) -> Any:
+    """A trainer callback that stores the training seconds so far in each checkpoint and enforces ``max_seconds``.
 
     A resumed run adds them to its own, so ``seconds`` in ``train_config.json`` is the whole training time
     (minus the steps redone after the last checkpoint), not only the last call's.
@@ -138,6 +141,11 @@ def _elapsed_callback(start: float, earlier_seconds: float) -> Any:
     from transformers import TrainerCallback
 
     class ElapsedTime(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if max_seconds is not None and earlier_seconds + time.perf_counter() - start >= max_seconds:
+                logger.warning("e2rank: time budget of %.0f s reached at step %d", max_seconds, state.global_step)
+                control.should_training_stop = True
+
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if checkpoint.is_dir():
@@ -177,6 +185,8 @@ def train(config: TrainConfig) -> TrainResult:
 
     if config.batch_size < 1 or config.gradient_accumulation < 1:
         raise ValueError("batch_size and gradient_accumulation must be >= 1")
+    if config.max_seconds is not None and config.max_seconds <= 0:
+        raise ValueError(f"max_seconds must be > 0, got {config.max_seconds}")
     torch.manual_seed(config.seed)
     lists = load_lists(config.train_files)
     if len(lists) < config.batch_size:
@@ -237,7 +247,7 @@ def train(config: TrainConfig) -> TrainResult:
         logger.warning("e2rank: resuming from %s", resume_from)
     earlier_seconds = _seconds_before(resume_from)
     start = time.perf_counter()
-    trainer.add_callback(_elapsed_callback(start, earlier_seconds))
+    trainer.add_callback(_elapsed_callback(start, earlier_seconds, config.max_seconds))
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = earlier_seconds + time.perf_counter() - start
     st_model.eval()
