@@ -190,7 +190,8 @@ What moved the numbers (each measured with this script, nDCG@10 on TREC DL 2019 
 
 - Zero-shot, the base model's listwise prompt is far below its own cosine (52.58 vs 64.24): all-MiniLM-L6-v2
   mean-pools a 512-token prompt in which each of the 20 documents gets about 22 tokens. A zero-shot sweep of the
-  number of documents in the prompt: K=1 54.54, 3 56.74, 5 56.59, 10 53.48, 20 52.58.
+  number of documents in the prompt: K=1 54.54, 3 56.74, 5 56.59, 10 53.48, 20 52.58. After training, K=20 is
+  the best on DL 2019 (K=5 65.06, 10 65.20, 20 66.45 for the shipped weights; `benchmarks/prompt_size.py`).
 - Teacher: relevance grade first. Our first run broke the many grade ties (negatives among themselves) by
   first-stage order, i.e. taught the prompt BM25's order, and reached listwise 53.79 (fewer steps too, so not a
   controlled comparison). The base model's own cosine (plain queries) as tie-breaker, and as the ranking of
@@ -304,7 +305,9 @@ Plain sentence-transformers also loads the folder (`SentenceTransformer(path)`);
 ## Results (nDCG@10; first stage = BM25 top-100; listwise = top-20 candidates in the prompt)
 
 {table}
-No evaluation query was used in training (TREC DL 2019, SciFact test, Cranfield and CISI are held out).
+No evaluation query was used in training (TREC DL 2019, SciFact test, Cranfield and CISI are held out). The table
+scores the float32 weights before the float16 cast; `benchmarks/results/quality.md` in the e2rank repository
+scores the shipped float16 weights (`python benchmarks/quality.py`).
 
 ## Licences
 
