@@ -1,7 +1,7 @@
 """Listwise rerank quality (nDCG@10) against K, the number of candidates written into the listwise prompt.
 
 Run: ``python benchmarks/prompt_size.py`` (the base all-MiniLM-L6-v2 zero-shot and the bundled trained
-``e2rank/minilm-l6-e2rank``, K = 1, 3, 5, 10, 20, on the four shared collections; about 10 minutes on 2 CPU cores).
+``e2rank/minilm-l6-e2rank``, K = 1, 3, 5, 10, 20, on the four shared collections; about 14 minutes on 2 CPU cores).
 Writes ``benchmarks/results/prompt_size.{md,json,png}``. All 100 first-stage candidates are scored every time; K
 only changes how many of the top ones enrich the query (the paper uses K = 20). Document vectors are computed once
 per model and reused across K, as a deployment that keeps retrieval embeddings would.
@@ -15,10 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-DATA = Path(os.environ.get("E2RANK_DATA_DIR", ROOT.parent / "shared" / "data"))
-COLLECTIONS = ["trec-dl-2019", "scifact", "cranfield", "cisi"]
+from quality import COLLECTIONS, DATA, RESULTS, require_collections  # same data location and collections
 
 
 def sweep(name: str, sizes: list[int], collections: list[str]) -> dict[int, dict[str, float]]:
@@ -48,9 +45,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if any(k < 1 for k in args.sizes):
         sys.exit("--sizes must be positive")
-    missing = [c for c in args.collections if not (DATA / c / "corpus.jsonl").is_file()]
-    if missing:
-        sys.exit(f"shared IR data not found for {missing} under {DATA} (set E2RANK_DATA_DIR)")
+    require_collections(args.collections)
 
     table = {name: sweep(name, args.sizes, args.collections) for name in args.models}
     folder = Path(args.output)

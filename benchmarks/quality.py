@@ -22,6 +22,13 @@ DATA = Path(os.environ.get("E2RANK_DATA_DIR", ROOT.parent / "shared" / "data"))
 COLLECTIONS = ["trec-dl-2019", "scifact", "cranfield", "cisi"]
 
 
+def require_collections(collections: list[str]) -> None:
+    """Exit with a clear message when a shared IR collection is missing."""
+    missing = [c for c in collections if not (DATA / c / "corpus.jsonl").is_file()]
+    if missing:
+        sys.exit(f"shared IR data not found for {missing} under {DATA} (set E2RANK_DATA_DIR)")
+
+
 def rows_for_model(name: str, collections: list[str], depth: int) -> dict[str, dict[str, float]]:
     from e2rank_core import E2RankModel
     from e2rank_core.evaluation import evaluate
@@ -61,9 +68,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    missing = [c for c in args.collections if not (DATA / c / "corpus.jsonl").is_file()]
-    if missing:
-        sys.exit(f"shared IR data not found for {missing} under {DATA} (set E2RANK_DATA_DIR)")
+    require_collections(args.collections)
     from e2rank_core.evaluation import evaluate
 
     table: dict[str, dict[str, float]] = {"BM25 first stage": {}}

@@ -236,7 +236,7 @@ def write_report(table: dict[str, dict[str, float]], work: Path, args: argparse.
         + "\n```"
         "\n\n" + markdown_table(table) + "\n"
         f"Training{'' if gpu else ' (last round)'}: {config['samples']} lists of 16 docs, "
-        f"{config['seconds']:.0f} s on {args.device_name}{resumed}, {history[-1]['step']} steps, "
+        f"{config['seconds']:.0f} s on {_device_name(args.device)}{resumed}, {history[-1]['step']} steps, "
         f"batch {config['batch_size']} x accumulation {config['gradient_accumulation']}, lr {config['learning_rate']}, "
         f"epochs {config['epochs']}, loss 1.0 InfoNCE (t={config['temperature']}) + {config['ranknet_factor']} RankNet "
         f"(scale {config['ranknet_scale']}), document budget {config['max_document_tokens']} tokens in training.\n\n"
@@ -393,9 +393,12 @@ def ship(trained_dir: Path, force: bool) -> None:
 
 
 def _device_name(device: str) -> str:
+    """What the report says the run used: "CPU" or the accelerator's name."""
     import torch
 
-    return torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(device)
+    return "CPU" if device == "cpu" else device
 
 
 def main() -> None:
@@ -427,7 +430,6 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None, help="training time budget (none)")
     parser.add_argument("--report", default="training", help="benchmarks/results/<report>.md/.json (training)")
     args = parser.parse_args()
-    args.device_name = "CPU" if args.device == "cpu" else _device_name(args.device)
     files = sorted(str(p) for p in args.work.glob("train.*.jsonl"))
     if args.stage in ("data", "run", "all"):
         files = build_data(args.data, args.work, args)
