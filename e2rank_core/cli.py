@@ -13,7 +13,13 @@ from typing import TextIO
 from .resolve import available_offline_models, default_model
 
 #: Sub-commands that live in their own modules; each module has ``register(subparsers)``.
-_PLUGIN_COMMANDS = ("e2rank_core.evaluation.cli", "e2rank_core.training.cli")
+_PLUGIN_COMMANDS = (
+    "e2rank_core.evaluation.cli",
+    "e2rank_core.training.cli",
+    "e2rank_core.server.cli",
+    "e2rank_core.search.cli",
+    "e2rank_core.scale.cli",
+)
 
 
 def _read_documents(stream: TextIO, input_format: str) -> list[str]:
