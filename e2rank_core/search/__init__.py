@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .sources import Document, SourceFormat, read_source, split_passages
+from .sources import Document, SourceFormat, read_queries, read_source, split_passages
 from .store import (
     CollectionNotFoundError,
     ModelMismatchError,
@@ -55,6 +55,7 @@ __all__ = [
     "index",
     "open_store",
     "point_id",
+    "read_queries",
     "read_source",
     "rerank_stored",
     "search",

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -95,7 +94,8 @@ def _open(args: argparse.Namespace) -> SearchStore:
 def _model(args: argparse.Namespace, name: str, record: dict[str, Any] | None) -> E2RankModel:
     from ..model import shared_model
 
-    settings: dict[str, Any] = {"device": args.device, "dtype": args.dtype}
+    # only the options given, so that the model is shared with in-process callers that name no device/dtype
+    settings: dict[str, Any] = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v is not None}
     if record is not None and record.get("plain_queries"):
         settings["plain_queries"] = True
     return shared_model(name, **settings)
@@ -130,40 +130,9 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_queries(path: str | Path) -> list[tuple[str, str]]:
-    """(id, text) pairs of a BEIR ``queries.jsonl`` (``_id`` or ``id``, ``text``), or of the one in a folder."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "queries.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"queries file {path} does not exist")
-    pairs: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number} is not JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise ValueError(f"{path}:{number} has no string 'text' field")
-            qid = record.get("_id", record.get("id"))
-            if qid is None or not str(qid).strip() or any(c.isspace() for c in str(qid)):
-                raise ValueError(f"{path}:{number} needs an '_id' (or 'id') without whitespace")
-            if str(qid) in seen:
-                raise ValueError(f"{path}:{number}: query id {qid!r} appears twice")
-            seen.add(str(qid))
-            if record["text"].strip():
-                pairs.append((str(qid), record["text"]))
-    if not pairs:
-        raise ValueError(f"{path} holds no query")
-    return pairs
-
-
 def _cmd_search(args: argparse.Namespace) -> int:
     from . import ModelMismatchError, search_batch
+    from .sources import read_queries
 
     if (args.query is None) == (args.queries is None):
         raise ValueError("give a QUERY or --queries FILE (not both)")

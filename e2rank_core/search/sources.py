@@ -116,20 +116,50 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def _read_jsonl(path: Path) -> Iterator[Document]:
-    text = _read_text(path)
-    for number, line in enumerate(text.splitlines(), start=1):
+def iter_jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a UTF-8 JSONL file whose objects all have a string ``text``."""
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{number} is not JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{number} is not a JSON object")
-        body = record.get("text")
-        if not isinstance(body, str):
-            raise ValueError(f"{path}:{number} has no string 'text' field")
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise ValueError(f"{path}:{number} has no string 'text' field (each line must be a JSON object)")
+        yield number, record
+
+
+def read_queries(path: str | Path) -> list[tuple[str, str]]:
+    """(id, text) pairs of a BEIR ``queries.jsonl`` (``_id`` or ``id``, ``text``), or of the one in a folder.
+
+    >>> read_queries("../shared/data/scifact")[:1]  # doctest: +SKIP
+    [('0', '0-dimensional biomaterials lack inductive properties.')]
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "queries.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"queries file {path} does not exist")
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for number, record in iter_jsonl_records(path):
+        qid = record.get("_id", record.get("id"))
+        if qid is None or not str(qid).strip() or any(c.isspace() for c in str(qid)):
+            raise ValueError(f"{path}:{number} needs an '_id' (or 'id') without whitespace")
+        if str(qid) in seen:
+            raise ValueError(f"{path}:{number}: query id {qid!r} appears twice")
+        seen.add(str(qid))
+        if record["text"].strip():
+            pairs.append((str(qid), record["text"]))
+    if not pairs:
+        raise ValueError(f"{path} holds no query")
+    return pairs
+
+
+def _read_jsonl(path: Path) -> Iterator[Document]:
+    for number, record in iter_jsonl_records(path):
+        body = record["text"]
         title = record.get("title") or ""
         if not isinstance(title, str):
             raise ValueError(f"{path}:{number}: 'title' must be a string")
