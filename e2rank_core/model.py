@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,9 +16,23 @@ from .backend import EmbeddingBackend
 from .cache import EmbeddingCache
 from .prompts import retrieval_query_text
 from .resolve import resolve_model
-from .scoring import RankedDocument, cosine_scores, l2_normalize, rank_by_score
+from .scoring import RankedDocument, cosine_scores, l2_normalize, rank_by_score, scale_score
+from .validation import (
+    check_bool,
+    check_first_stage_scores,
+    check_optional_float,
+    check_optional_positive_int,
+    check_positive_int,
+    check_query,
+    check_texts,
+    check_vector,
+)
 
-EmbeddingsLike = np.ndarray | Sequence[Sequence[float]]
+#: Caller-given document vectors: an ``(n, dimension)`` matrix, or one vector or ``None`` (encode it) per document.
+EmbeddingsLike = np.ndarray | Sequence[Sequence[float] | np.ndarray | None]
+
+#: The query prompt that marks a sentence-transformers model as trained with E2Rank's retrieval format.
+INSTRUCT_PROMPT_MARKER = "Instruct:"
 
 
 class E2RankModel:
@@ -60,9 +76,11 @@ class E2RankModel:
         model_kwargs, tokenizer_kwargs: passed to ``from_pretrained``.
         show_progress_bar: show a progress bar on long embedding work (default: when there are more than
             four batches).
-        plain_queries: embed retrieval queries as the bare query text instead of the paper's
-            ``Instruct: {task}\nQuery:{query}``; for embedders never trained with instructions (e.g. the base
-            all-MiniLM-L6-v2). The listwise prompt is unaffected.
+        plain_queries: embed retrieval queries as the bare query text (``True``) or in the paper's
+            ``Instruct: {task}\nQuery:{query}`` format (``False``). ``None`` (default) follows the model: decoders
+            (E2Rank's own) and models whose sentence-transformers ``prompts["query"]`` starts with ``Instruct:``
+            (what ``e2rank train`` writes) get the instruction; other embedders (e.g. the base all-MiniLM-L6-v2) get
+            the bare query. The listwise prompt is unaffected.
     """
 
     def __init__(
@@ -85,24 +103,22 @@ class E2RankModel:
         model_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
         show_progress_bar: bool | None = None,
-        plain_queries: bool = False,
+        plain_queries: bool | None = None,
     ) -> None:
-        _check_positive_int("num_input_docs", num_input_docs)
-        _check_positive_int("batch_size", batch_size)
-        if window_size is not None:
-            _check_positive_int("window_size", window_size)
-            _check_positive_int("stride", stride)
-            if window_size < 2:
-                raise ValueError(f"window_size must be at least 2, got {window_size}")
-            if stride > window_size:
-                raise ValueError(f"stride ({stride}) must not exceed window_size ({window_size})")
+        num_input_docs = check_positive_int("num_input_docs", num_input_docs)
+        batch_size = check_positive_int("batch_size", batch_size)
+        if plain_queries is not None:
+            plain_queries = check_bool("plain_queries", plain_queries)
+        trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
+        if isinstance(model_name_or_path, str) and not model_name_or_path.strip():
+            raise ValueError("model_name_or_path must be a non-empty model id or path")
+        _check_window(window_size, stride)
         self.model_name = os.fspath(model_name_or_path)
         self.num_input_docs = num_input_docs
         self.batch_size = batch_size
         self.window_size = window_size
         self.stride = stride
         self.show_progress_bar = show_progress_bar
-        self.plain_queries = plain_queries
         resolved = resolve_model(self.model_name, revision=revision, token=token)
         self.backend = EmbeddingBackend(
             resolved,
@@ -116,7 +132,9 @@ class E2RankModel:
             max_query_tokens=max_query_tokens,
             max_prompt_tokens=max_prompt_tokens,
         )
+        self.plain_queries: bool = self._follows_plain_queries() if plain_queries is None else plain_queries
         self.cache = EmbeddingCache(cache_size)
+        self.encoded_texts = 0  # sequences through the forward pass since load: proves reuse in tests and benchmarks
         self._namespace = "|".join(
             [
                 resolved.path,
@@ -127,6 +145,13 @@ class E2RankModel:
             ]
         )
         self._forward_lock = threading.Lock()  # one forward pass at a time; async adapters call from threads
+
+    def _follows_plain_queries(self) -> bool:
+        """Whether the model wants bare retrieval queries, read from the model itself (see ``plain_queries``)."""
+        if self.backend.is_decoder:
+            return False
+        prompts = getattr(self.backend.st_model, "prompts", None) or {}
+        return not str(prompts.get("query", "")).startswith(INSTRUCT_PROMPT_MARKER)
 
     # ----------------------------------------------------------------------------------------- properties
     @property
@@ -155,7 +180,7 @@ class E2RankModel:
         self, texts: Sequence[str], *, batch_size: int | None = None, show_progress_bar: bool | None = None
     ) -> np.ndarray:
         """Embed documents (raw text + EOS for decoders): an ``(n, dimension)`` float32, L2-normalised array."""
-        texts = _check_texts("texts", texts)
+        texts = check_texts("texts", texts)
         return self._embed(texts, kind="document", batch_size=batch_size, show_progress_bar=show_progress_bar)
 
     def embed_queries(
@@ -171,10 +196,10 @@ class E2RankModel:
         ``instruction=None`` uses the paper's default web-search task. ``plain=True`` embeds the bare query (for
         models never trained with instructions); ``None`` follows the model's ``plain_queries`` setting.
         """
-        queries = _check_texts("queries", queries)
+        queries = check_texts("queries", queries)
         if instruction is not None and not isinstance(instruction, str):
             raise TypeError(f"instruction must be a string or None, got {type(instruction).__name__}")
-        plain = self.plain_queries if plain is None else plain
+        plain = self.plain_queries if plain is None else check_bool("plain", plain)
         formatted = [retrieval_query_text(q, instruction, plain=plain) for q in queries]
         return self._embed(formatted, kind="query", batch_size=batch_size, show_progress_bar=False)
 
@@ -202,13 +227,26 @@ class E2RankModel:
     def _forward(
         self, sequences: list[list[int]], batch_size: int | None, show_progress_bar: bool | None
     ) -> np.ndarray:
-        size = batch_size or self.batch_size
+        size = self.batch_size if batch_size is None else check_positive_int("batch_size", batch_size)
         if show_progress_bar is None:
             show_progress_bar = self.show_progress_bar
         if show_progress_bar is None:
             show_progress_bar = len(sequences) > 4 * size
         with self._forward_lock:
+            self.encoded_texts += len(sequences)
             return self.backend.embed_ids(sequences, batch_size=size, show_progress_bar=show_progress_bar)
+
+    # ----------------------------------------------------------------------------------------- tokens
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens each text has as a document (after the 1024-word cut, no special tokens, no limit)."""
+        texts = check_texts("texts", texts)
+        return [len(t) for t in self.backend.tokenize_for_cutting(texts)]
+
+    def truncate_to_tokens(self, texts: Sequence[str], max_tokens: int) -> list[str]:
+        """Each text cut after its first ``max_tokens`` tokens, on a character boundary (shorter texts unchanged)."""
+        texts = check_texts("texts", texts)
+        max_tokens = check_positive_int("max_tokens", max_tokens)
+        return [t.cut(max_tokens) for t in self.backend.tokenize_for_cutting(texts)]
 
     # ----------------------------------------------------------------------------------------- prompts
     def build_listwise_prompt(self, query: str, documents: Sequence[str]) -> str:
@@ -217,8 +255,8 @@ class E2RankModel:
         Uses the first ``num_input_docs`` documents in the given order, the eval.py template, the tokenizer's
         chat template when it has one (generation prompt on, thinking off), and the prompt token budget.
         """
-        query = _check_query(query)
-        documents = _check_texts("documents", documents)
+        query = check_query(query)
+        documents = check_texts("documents", documents)
         return self.backend.encode_prompt(query, documents[: self.num_input_docs]).text
 
     def embed_listwise_prompts(
@@ -240,13 +278,35 @@ class E2RankModel:
         top_k: int | None = None,
         document_embeddings: EmbeddingsLike | None = None,
         num_input_docs: int | None = None,
+        first_stage_scores: Sequence[float | None] | None = None,
+        ids: Sequence[Hashable] | None = None,
+        deduplicate: bool = False,
+        score_threshold: float | None = None,
+        scale_score: bool = False,
+        batch_size: int | None = None,
+        window_size: int | None = None,
+        stride: int | None = None,
     ) -> list[RankedDocument[str]]:
-        """Rerank ``documents`` (first-stage order) for ``query``.
+        """Rerank ``documents`` for ``query``: the one contract every adapter calls.
 
-        All candidates are scored by cosine similarity to the embedding of one listwise prompt built from the
-        first ``num_input_docs``; results are sorted by score (ties keep input order) and cut to ``top_k``.
-        Pass ``document_embeddings`` (from :meth:`embed_documents`, e.g. kept from retrieval) to skip
-        re-encoding: then the prompt's forward pass is all the model work.
+        1. **Prompt.** The query and ``num_input_docs`` candidates form one listwise prompt: the best by
+           ``first_stage_scores`` when given (descending, ties and missing scores in input order, missing last),
+           else the first ones in input order.
+        2. **Vectors.** ``document_embeddings`` is an ``(n, dimension)`` matrix or one entry per document: a vector
+           (validated: real, finite, the model's dimension; reused, never re-encoded) or ``None`` (encoded, through
+           the cache). Without it every document is encoded.
+        3. **Scores.** Every candidate is scored by cosine similarity to the prompt embedding, in [-1, 1];
+           ``scale_score=True`` reports ``(cos + 1) / 2`` in [0, 1] instead (monotonic, not a probability).
+           ``score_threshold`` keeps documents whose *reported* score is ``>=`` it, before ``top_k``.
+        4. **Duplicates.** With ``deduplicate=True`` candidates with the same key (``ids[i]`` when given, else the
+           text) are ranked once: the copy with the highest first-stage score (the first on ties or without scores)
+           stands for all, so a document passed twice is neither boosted nor listed twice.
+        5. **Order.** Best first; equal scores keep input order; ``index`` points into ``documents``.
+        6. **Window.** ``window_size``/``stride`` (default: the model's) switch to RankGPT-style sliding windows
+           over the prompt order, back to front, each window reordering only itself.
+
+        Pass ``document_embeddings`` (from :meth:`embed_documents`, e.g. kept from retrieval) to skip re-encoding:
+        then the prompt's forward pass is all the model work.
         """
         return self.rerank_batch(
             [query],
@@ -254,6 +314,14 @@ class E2RankModel:
             top_k=top_k,
             document_embeddings=None if document_embeddings is None else [document_embeddings],
             num_input_docs=num_input_docs,
+            first_stage_scores=None if first_stage_scores is None else [first_stage_scores],
+            ids=None if ids is None else [ids],
+            deduplicate=deduplicate,
+            score_threshold=score_threshold,
+            scale_score=scale_score,
+            batch_size=batch_size,
+            window_size=window_size,
+            stride=stride,
         )[0]
 
     def rerank_batch(
@@ -264,135 +332,223 @@ class E2RankModel:
         top_k: int | None = None,
         document_embeddings: Sequence[EmbeddingsLike | None] | None = None,
         num_input_docs: int | None = None,
+        first_stage_scores: Sequence[Sequence[float | None] | None] | None = None,
+        ids: Sequence[Sequence[Hashable] | None] | None = None,
+        deduplicate: bool = False,
+        score_threshold: float | None = None,
+        scale_score: bool = False,
+        batch_size: int | None = None,
+        window_size: int | None = None,
+        stride: int | None = None,
     ) -> list[list[RankedDocument[str]]]:
-        """Rerank many queries at once; documents and prompts are embedded in shared batches."""
+        """:meth:`rerank` for many queries at once: documents and prompts are embedded in shared batches.
+
+        Every per-query argument (``document_embeddings``, ``first_stage_scores``, ``ids``) is a list with one entry
+        (or ``None``) per query.
+        """
         if isinstance(queries, str):
             raise TypeError("queries must be a list of strings, not a single string; use rerank() for one query")
-        queries = [_check_query(q) for q in queries]
-        if len(documents_per_query) != len(queries):
-            raise ValueError(f"documents_per_query has {len(documents_per_query)} lists for {len(queries)} queries")
-        doc_lists = [_check_texts("documents", docs) for docs in documents_per_query]
-        _check_top_k(top_k)
+        queries = [check_query(q) for q in queries]
+        n = len(queries)
+        if len(documents_per_query) != n:
+            raise ValueError(f"documents_per_query has {len(documents_per_query)} lists for {n} queries")
+        doc_lists = [check_texts("documents", docs) for docs in documents_per_query]
+        top_k = check_optional_positive_int("top_k", top_k)
         k = self._num_input_docs(num_input_docs)
-        if document_embeddings is not None and len(document_embeddings) != len(queries):
-            raise ValueError(f"document_embeddings has {len(document_embeddings)} entries for {len(queries)} queries")
-        given = list(document_embeddings) if document_embeddings is not None else [None] * len(queries)
-        doc_matrices: list[np.ndarray | None] = [
-            None if emb is None else self.check_document_embeddings(emb, len(docs))
-            for emb, docs in zip(given, doc_lists, strict=True)
+        threshold = check_optional_float("score_threshold", score_threshold)
+        scaled = check_bool("scale_score", scale_score)
+        dedup = check_bool("deduplicate", deduplicate)
+        batch_size = check_optional_positive_int("batch_size", batch_size)
+        window = _check_window(
+            self.window_size if window_size is None else window_size, self.stride if stride is None else stride
+        )
+        given_embeddings = _per_query("document_embeddings", document_embeddings, n)
+        given_scores = _per_query("first_stage_scores", first_stage_scores, n)
+        given_ids = _per_query("ids", ids, n)
+
+        plans = [
+            _CandidatePlan.build(docs, check_first_stage_scores(scores, len(docs)), keys, dedup)
+            for docs, scores, keys in zip(doc_lists, given_scores, given_ids, strict=True)
+        ]
+        matrices = self._document_matrices(doc_lists, given_embeddings, plans, batch_size)
+
+        if window is not None:
+            ranked = [
+                self._sliding_window(q, plan, docs, m, *window) if plan.kept else []
+                for q, docs, m, plan in zip(queries, doc_lists, matrices, plans, strict=True)
+            ]
+        else:
+            active = [i for i, plan in enumerate(plans) if plan.kept]
+            prompts = self.embed_listwise_prompts(
+                [queries[i] for i in active],
+                [[doc_lists[i][j] for j in plans[i].prompt_order] for i in active],
+                num_input_docs=k,
+            )
+            ranked = [[] for _ in queries]
+            for row, i in enumerate(active):
+                cosines = cosine_scores(prompts[row], matrices[i])
+                kept = plans[i].kept
+                local = rank_by_score(cosines, kept)
+                ranked[i] = [RankedDocument(hit.document, hit.score, doc_lists[i][hit.document]) for hit in local]
+        return [self._report(hits, top_k, threshold, scaled) for hits in ranked]
+
+    @staticmethod
+    def _report(
+        hits: list[RankedDocument[str]], top_k: int | None, threshold: float | None, scaled: bool
+    ) -> list[RankedDocument[str]]:
+        """Scale, then threshold (on the reported score), then cut to ``top_k``."""
+        out = [RankedDocument(h.index, scale_score(h.score), h.document) for h in hits] if scaled else hits
+        if threshold is not None:
+            out = [h for h in out if h.score >= threshold]
+        return out if top_k is None else out[:top_k]
+
+    def _document_matrices(
+        self,
+        doc_lists: list[list[str]],
+        given: list[Any],
+        plans: list[_CandidatePlan],
+        batch_size: int | None,
+    ) -> list[np.ndarray]:
+        """One L2-normalised row per kept candidate of each query: given vectors reused, the rest encoded together."""
+        rows: list[list[np.ndarray | None]] = []
+        for docs, embeddings, plan in zip(doc_lists, given, plans, strict=True):
+            vectors = self._given_vectors(embeddings, len(docs))
+            rows.append([vectors[j] for j in plan.kept])
+        missing = [(i, r) for i, row in enumerate(rows) for r, v in enumerate(row) if v is None]
+        if missing:
+            encoded = self.embed_documents([doc_lists[i][plans[i].kept[r]] for i, r in missing], batch_size=batch_size)
+            for (i, r), vector in zip(missing, encoded, strict=True):
+                rows[i][r] = vector
+        return [
+            l2_normalize(np.stack(row)) if row else np.zeros((0, self.dimension), dtype=np.float32)  # type: ignore[arg-type]
+            for row in rows
         ]
 
-        # Embed every document that came without a vector, all queries together (the cache dedupes).
-        to_embed = [i for i, m in enumerate(doc_matrices) if m is None and doc_lists[i]]
-        if to_embed:
-            flat = [d for i in to_embed for d in doc_lists[i]]
-            vectors = self.embed_documents(flat)
-            start = 0
-            for i in to_embed:
-                doc_matrices[i] = vectors[start : start + len(doc_lists[i])]
-                start += len(doc_lists[i])
-
-        if self.window_size is not None:
-            return [
-                self._sliding_window(q, docs, m, top_k) if docs else []
-                for q, docs, m in zip(queries, doc_lists, doc_matrices, strict=True)
-            ]
-
-        active = [i for i, docs in enumerate(doc_lists) if docs]
-        prompts = self.embed_listwise_prompts(
-            [queries[i] for i in active], [doc_lists[i] for i in active], num_input_docs=k
-        )
-        results: list[list[RankedDocument[str]]] = [[] for _ in queries]
-        for row, i in enumerate(active):
-            scores = cosine_scores(prompts[row], doc_matrices[i])  # type: ignore[arg-type]
-            results[i] = rank_by_score(scores, doc_lists[i], top_k)
-        return results
+    def _given_vectors(self, embeddings: Any, n_documents: int) -> list[np.ndarray | None]:
+        """Validate caller-given document vectors: a matrix or one vector-or-None per document."""
+        if embeddings is None:
+            return [None] * n_documents
+        if isinstance(embeddings, np.ndarray):
+            if embeddings.ndim != 2:
+                raise ValueError(
+                    f"document_embeddings must be 2-D (n_documents, dimension), got shape {embeddings.shape}"
+                )
+            entries: list[Any] = list(embeddings)
+        elif isinstance(embeddings, str | bytes) or not isinstance(embeddings, Sequence):
+            raise TypeError(
+                "document_embeddings must be a matrix or a list with one vector (or None) per document, "
+                f"got {type(embeddings).__name__}"
+            )
+        else:
+            entries = list(embeddings)
+        if len(entries) != n_documents:
+            raise ValueError(f"document_embeddings has {len(entries)} rows for {n_documents} documents")
+        return [
+            None if v is None else check_vector(f"document_embeddings[{j}]", v, self.dimension, self.model_name)
+            for j, v in enumerate(entries)
+        ]
 
     def _sliding_window(
-        self, query: str, documents: list[str], doc_matrix: np.ndarray | None, top_k: int | None
+        self, query: str, plan: _CandidatePlan, documents: list[str], doc_matrix: np.ndarray, size: int, stride: int
     ) -> list[RankedDocument[str]]:
-        """RankGPT-style windows from the back of the list to the front; each reorders only itself."""
-        assert self.window_size is not None and doc_matrix is not None
-        order = list(range(len(documents)))
-        scores = np.zeros(len(documents), dtype=np.float32)
-        end = len(documents)
-        start = max(0, end - self.window_size)
+        """RankGPT-style windows from the back of the list to the front; each reorders only itself.
+
+        The list starts in prompt order (first-stage scores when given); positions are rows of ``doc_matrix``.
+        """
+        position = {doc: row for row, doc in enumerate(plan.kept)}
+        order = [position[doc] for doc in plan.prompt_order]
+        scores = np.zeros(len(order), dtype=np.float32)
+        end = len(order)
+        start = max(0, end - size)
         while True:
             window = order[start:end]
-            prompt = self.embed_listwise_prompts([query], [[documents[i] for i in window]], num_input_docs=len(window))[
-                0
-            ]
-            window_scores = cosine_scores(prompt, doc_matrix[window])
-            reordered = rank_by_score(window_scores, window)
+            prompt = self.embed_listwise_prompts(
+                [query], [[documents[plan.kept[r]] for r in window]], num_input_docs=len(window)
+            )[0]
+            reordered = rank_by_score(cosine_scores(prompt, doc_matrix[window]), window)
             order[start:end] = [r.document for r in reordered]
             for r in reordered:
                 scores[r.document] = r.score
             if start == 0:
                 break
-            end -= self.stride
-            start = max(0, start - self.stride)
-        if top_k is not None:
-            order = order[:top_k]
-        return [RankedDocument(index=i, score=float(scores[i]), document=documents[i]) for i in order]
+            end -= stride
+            start = max(0, start - stride)
+        return [RankedDocument(plan.kept[r], float(scores[r]), documents[plan.kept[r]]) for r in order]
 
     # ----------------------------------------------------------------------------------------- validation
     def check_document_embeddings(self, embeddings: EmbeddingsLike, n_documents: int) -> np.ndarray:
-        """Validate embeddings passed in by a caller: ``(n_documents, dimension)``, finite; returns them normalised."""
-        try:
-            matrix = np.asarray(embeddings, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"document_embeddings must be a numeric matrix: {exc}") from exc
-        if matrix.ndim != 2:
-            raise ValueError(f"document_embeddings must be 2-D (n_documents, dimension), got shape {matrix.shape}")
-        if matrix.shape[0] != n_documents:
-            raise ValueError(f"document_embeddings has {matrix.shape[0]} rows for {n_documents} documents")
-        if matrix.shape[1] != self.dimension:
-            raise ValueError(
-                f"document_embeddings have dimension {matrix.shape[1]}, but {self.model_name!r} produces "
-                f"{self.dimension}-dimensional embeddings: they come from another model"
-            )
-        if not np.isfinite(matrix).all():
-            raise ValueError("document_embeddings contain NaN or infinite values")
-        return l2_normalize(matrix)
+        """Validate a full ``(n_documents, dimension)`` set of caller vectors; returns them L2-normalised."""
+        vectors = self._given_vectors(embeddings, n_documents)
+        if any(v is None for v in vectors):
+            raise ValueError("document_embeddings has a missing (None) row")
+        if not vectors:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return l2_normalize(np.stack(vectors))  # type: ignore[arg-type]
 
     def _num_input_docs(self, num_input_docs: int | None) -> int:
         if num_input_docs is None:
             return self.num_input_docs
-        _check_positive_int("num_input_docs", num_input_docs)
-        return num_input_docs
+        return check_positive_int("num_input_docs", num_input_docs)
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+def _check_window(window_size: object, stride: object) -> tuple[int, int] | None:
+    """``None`` (one prompt) or a valid ``(window_size, stride)``: 2 <= size, 1 <= stride <= size."""
+    if window_size is None:
+        return None
+    size = check_positive_int("window_size", window_size)
+    step = check_positive_int("stride", stride)
+    if size < 2:
+        raise ValueError(f"window_size must be at least 2, got {size}")
+    if step > size:
+        raise ValueError(f"stride ({step}) must not exceed window_size ({size})")
+    return size, step
 
 
-def _check_top_k(top_k: int | None) -> None:
-    if top_k is not None:
-        _check_positive_int("top_k", top_k)
+def _per_query(name: str, values: Sequence[Any] | None, n_queries: int) -> list[Any]:
+    if values is None:
+        return [None] * n_queries
+    if isinstance(values, str | bytes) or len(values) != n_queries:
+        raise ValueError(f"{name} must have one entry per query ({n_queries})")
+    return list(values)
 
 
-def _check_query(query: object) -> str:
-    if not isinstance(query, str):
-        raise TypeError(f"query must be a string, got {type(query).__name__}")
-    if not query.strip():
-        raise ValueError("query must be a non-empty string")
-    return query
+@dataclass(frozen=True, slots=True)
+class _CandidatePlan:
+    """Which input positions are ranked (``kept``, in input order) and which enter the prompt first."""
+
+    kept: list[int]
+    prompt_order: list[int]
+
+    @classmethod
+    def build(
+        cls,
+        documents: list[str],
+        scores: list[float | None] | None,
+        keys: Sequence[Hashable] | None,
+        deduplicate: bool,
+    ) -> _CandidatePlan:
+        n = len(documents)
+        if keys is not None and len(keys) != n:
+            raise ValueError(f"ids has {len(keys)} entries for {n} documents")
+        kept = list(range(n))
+        if deduplicate:
+            best: dict[Hashable, int] = {}
+            for j in range(n):
+                key = keys[j] if keys is not None else documents[j]
+                held = best.get(key)
+                if held is None or _score_or_low(scores, j) > _score_or_low(scores, held):
+                    best[key] = j
+            kept = sorted(best.values())
+        if scores is None:
+            return cls(kept, kept)
+        order = sorted(kept, key=lambda j: -_score_or_low(scores, j))  # stable: ties keep input order
+        return cls(kept, order)
 
 
-def _check_texts(name: str, texts: object) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"{name} must be a list of strings, not a single string")
-    try:
-        items = list(texts)  # type: ignore[call-overload]
-    except TypeError:
-        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}") from None
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise TypeError(f"{name}[{i}] must be a string, got {type(item).__name__}")
-    return items
+def _score_or_low(scores: list[float | None] | None, j: int) -> float:
+    if scores is None or scores[j] is None:
+        return -math.inf
+    return float(scores[j])  # type: ignore[arg-type]
 
 
 _SHARED_MODELS: dict[tuple[Any, ...], E2RankModel] = {}
@@ -405,7 +561,14 @@ def shared_model(model_name_or_path: str, **kwargs: Any) -> E2RankModel:
     The framework adapters call this, so a retriever-side embedder and a ranker that name the same model and
     settings share one copy of the weights (and its embedding cache) instead of loading it twice.
     """
-    key = (str(model_name_or_path), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+    from .backend import resolve_device, resolve_dtype
+
+    # Equal settings spelled differently ("cpu" vs None on a CPU machine, "fp16" vs "float16") are one model.
+    settings = {k: v for k, v in kwargs.items() if v is not None}
+    settings["device"] = resolve_device(kwargs.get("device"))
+    if "dtype" in settings:
+        settings["dtype"] = resolve_dtype(settings["dtype"])
+    key = (str(model_name_or_path), tuple(sorted((k, repr(v)) for k, v in settings.items())))
     with _SHARED_LOCK:
         model = _SHARED_MODELS.get(key)
         if model is None:

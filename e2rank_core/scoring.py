@@ -26,17 +26,22 @@ class RankedDocument(Generic[DocT]):
 
 
 def l2_normalize(matrix: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation in float32; all-zero rows stay zero instead of becoming NaN."""
-    matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
+    """Row-wise L2 normalisation to float32, exact for any finite magnitude; all-zero rows stay zero.
+
+    The one normalisation of e2rank: model outputs and caller-given vectors both pass through here. Rows are first
+    divided by their largest absolute value (in float64), so neither ``1e-25`` nor ``1e20`` scales under- or
+    overflow the norm.
+    """
+    rows = np.asarray(matrix, dtype=np.float64)
+    peak = np.max(np.abs(rows), axis=-1, keepdims=True) if rows.size else np.ones((*rows.shape[:-1], 1))
+    rows = rows / np.where(peak > 0, peak, 1.0)
+    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
+    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def cosine_scores(query_embedding: np.ndarray, document_embeddings: np.ndarray) -> np.ndarray:
-    """Cosine similarity of one query vector against each row of ``document_embeddings`` (float32)."""
-    query = l2_normalize(query_embedding.reshape(1, -1))[0]
-    docs = l2_normalize(document_embeddings)
-    return docs @ query
+    """Cosine similarity of one L2-normalised query vector against L2-normalised document rows (float32)."""
+    return np.asarray(document_embeddings, dtype=np.float32) @ np.asarray(query_embedding, dtype=np.float32)
 
 
 def rank_by_score(scores: np.ndarray, documents: list[DocT], top_k: int | None = None) -> list[RankedDocument[DocT]]:

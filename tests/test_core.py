@@ -284,5 +284,15 @@ def test_scale_score_is_monotonic_into_unit_interval() -> None:
 def test_plain_queries_skip_the_instruction(minilm: E2RankModel) -> None:
     plain = minilm.embed_queries(["capital of France"], plain=True)
     np.testing.assert_allclose(plain, minilm.embed_documents(["capital of France"]), atol=1e-6)
-    instructed = minilm.embed_queries(["capital of France"])
+    instructed = minilm.embed_queries(["capital of France"], plain=False)
     assert float(plain[0] @ instructed[0]) < 0.999  # the instruction changes the vector
+
+
+def test_query_format_follows_the_model(minilm: E2RankModel, tiny_qwen3: E2RankModel) -> None:
+    # The base encoder was never trained with instructions; e2rank's bundled model and decoders were.
+    assert minilm.plain_queries is True
+    np.testing.assert_array_equal(minilm.embed_queries(["France"]), minilm.embed_queries(["France"], plain=True))
+    assert tiny_qwen3.plain_queries is False
+    bundled = E2RankModel("e2rank/minilm-l6-e2rank", device="cpu")
+    assert bundled.plain_queries is False
+    assert E2RankModel("e2rank/minilm-l6-e2rank", device="cpu", plain_queries=True).plain_queries is True

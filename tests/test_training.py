@@ -102,7 +102,7 @@ def test_collator_feeds_the_same_inputs_as_inference(minilm: E2RankModel) -> Non
         documents = st({k[len("document_") :]: v for k, v in batch.items() if k.startswith("document_")})
     # the vectors a reranker sees at inference time
     expected_prompt = minilm.embed_listwise_prompts(["capital of France"], [docs])[0]
-    expected_query = minilm.embed_queries(["capital of France"])[0]
+    expected_query = minilm.embed_queries(["capital of France"], plain=False)[0]  # training uses the instruction
     expected_docs = minilm.embed_documents(docs)
     normalise = torch.nn.functional.normalize
     np.testing.assert_allclose(normalise(prompt["sentence_embedding"], dim=-1)[0].numpy(), expected_prompt, atol=1e-5)

@@ -27,8 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", default=None, help="folder for the run file and the summary")
     parser.add_argument(
         "--plain-queries",
-        action="store_true",
-        help="embed queries without the Instruct: prefix (embedding mode, untrained base models)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="embedding mode: bare queries (--plain-queries) or the Instruct: format (--no-plain-queries); "
+        "default: what the model records (bare for untrained base encoders)",
     )
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None)

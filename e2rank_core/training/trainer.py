@@ -72,10 +72,9 @@ class E2RankDataCollator:
         queries = backend.encode_texts([retrieval_query_text(i.query, self.instruction) for i in items], kind="query")
         prompts = [backend.encode_prompt(item.query, item.document) for item in items]
         documents = backend.encode_texts([d for item in items for d in item.document], kind="document")
-        pad = getattr(backend, "pad_batch", None) or backend._pad  # the core's padding (renamed in newer cores)
         batch: dict[str, torch.Tensor] = {}
         for prefix, encoded in (("query", queries), ("prompt", prompts), ("document", documents)):
-            for key, value in pad([e.input_ids for e in encoded]).items():
+            for key, value in backend.pad_batch([e.input_ids for e in encoded]).items():
                 batch[f"{prefix}_{key}"] = value.cpu()
         batch["label"] = torch.tensor([item.teacher_positions() for item in items], dtype=torch.long)
         return batch
@@ -251,6 +250,12 @@ def train(config: TrainConfig) -> TrainResult:
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = earlier_seconds + time.perf_counter() - start
     st_model.eval()
+    # Record the query format it was trained with, so E2RankModel embeds its retrieval queries that way by default.
+    st_model.prompts = {
+        **(st_model.prompts or {}),
+        "query": retrieval_query_text("", config.instruction),
+        "document": "",
+    }
     st_model.save_pretrained(str(output))
     history = [row for row in trainer.state.log_history if "loss" in row]
     (output / "training" / "history.json").write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")

@@ -1,50 +1,60 @@
-"""Model loading shared by the LangChain compressor and embeddings."""
+"""What the LangChain compressor and embeddings share: model fields, aliases and checks."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from e2rank_core import E2RankModel, shared_model
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from e2rank_core import E2RankModel, default_model
+from e2rank_core.settings import ModelSettings, check_device, check_dtype, check_model_name, resolve_alias
 
 
-class LoadsSharedModel:
-    """Lazy, process-shared :class:`~e2rank_core.E2RankModel` for a pydantic class with the fields ``model``,
-    ``device``, ``dtype``, ``trust_remote_code`` and the private attributes ``_model``, ``_model_key``.
+class E2RankModelFields(BaseModel):
+    """Model selection fields of every LangChain e2rank class; the model itself is never held.
 
-    * The model is loaded on first use through ``e2rank_core.shared_model``: every ``E2RankEmbeddings`` and
-      ``E2RankRerank`` naming the same (model, device, dtype, trust_remote_code) uses one copy of the weights.
-    * Changing one of those fields after loading loads (or finds) the matching model on next use.
-    * Copies (``copy.deepcopy``, ``model_copy(deep=True)``) share the loaded model instead of copying its
-      weights; pickling keeps the settings only (the model is loaded again on first use after unpickling).
+    :attr:`e2rank_model` looks the model up through ``e2rank_core.shared_model`` on each use, so every e2rank
+    component (of any framework) naming the same model and settings uses one copy of the weights, and copies and
+    pickles of these objects carry settings only. ``model_name`` is accepted for ``model``; unknown arguments are
+    an error.
     """
 
-    _model: E2RankModel | None
-    _model_key: tuple[Any, ...] | None
-    model: str
-    device: str | None
-    dtype: str | None
-    trust_remote_code: bool
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    model: str = Field(default_factory=default_model, description="E2Rank model id or local path")
+    device: str | None = Field(default=None, description="cpu, cuda, mps; None picks the best available")
+    dtype: str | None = Field(default=None, description="float32, float16 or bfloat16; None: float32 on CPU")
+    token: str | None = Field(default=None, description="Hugging Face token", exclude=True, repr=False)
+    model_kwargs: dict[str, Any] | None = Field(default=None, description="passed to from_pretrained")
+    trust_remote_code: bool = Field(default=False, description="allow custom model code from the checkpoint")
+    batch_size: int = Field(default=32, ge=1, description="texts per forward pass")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            values = dict(values)
+            resolve_alias(values, "model", "model_name")
+        return values
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> str:
+        return check_model_name(value) or default_model()
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, value: Any) -> str | None:
+        return check_device(value)
+
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _dtype(cls, value: Any) -> str | None:
+        return check_dtype(value)
 
     @property
     def e2rank_model(self) -> E2RankModel:
         """The loaded :class:`~e2rank_core.E2RankModel` (loaded on first access, shared per settings)."""
-        key = (self.model, self.device, self.dtype, self.trust_remote_code)
-        if self._model is None or self._model_key != key:
-            self._model = shared_model(
-                self.model, device=self.device, dtype=self.dtype, trust_remote_code=self.trust_remote_code
-            )
-            self._model_key = key
-        return self._model
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
-        memo = {} if memo is None else memo
-        if self._model is not None:
-            memo[id(self._model)] = self._model  # deepcopy returns the memoised object: the copy shares it
-        return super().__deepcopy__(memo)  # type: ignore[misc]
-
-    def __getstate__(self) -> dict[Any, Any]:
-        state = dict(super().__getstate__())  # type: ignore[misc]
-        private = dict(state.get("__pydantic_private__") or {})
-        private["_model"] = private["_model_key"] = None
-        state["__pydantic_private__"] = private
-        return state
+        return ModelSettings(
+            self.model, self.device, self.dtype, self.token, self.trust_remote_code, self.model_kwargs
+        ).load()

@@ -11,16 +11,20 @@ import numpy as np
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from e2rank_core import E2RankModel, default_model
+from e2rank_core.settings import check_threshold, check_top_k, resolve_alias
+from e2rank_core.validation import check_optional_positive_int
 
-from ._model import LoadsSharedModel
+from ._model import E2RankModelFields
 
-Vectors = Sequence[Sequence[float]] | np.ndarray
+Vectors = Sequence[Sequence[float] | None] | np.ndarray
+
+#: Metadata keys read as a document's first-stage score, in this order (retrievers and ensembles that write one).
+FIRST_STAGE_SCORE_KEYS = ("score", "relevance_score", "similarity_score")
 
 
-class E2RankRerank(LoadsSharedModel, BaseDocumentCompressor):
+class E2RankRerank(E2RankModelFields, BaseDocumentCompressor):
     """Rerank retrieved documents with E2Rank; use it in a ``ContextualCompressionRetriever`` or an LCEL chain.
 
     Usage::
@@ -36,47 +40,53 @@ class E2RankRerank(LoadsSharedModel, BaseDocumentCompressor):
 
         retriever = ContextualCompressionRetriever(base_compressor=reranker, base_retriever=store.as_retriever())
 
-    How it scores: the query and the first ``num_input_docs`` candidates (in the order given, i.e. the
-    retriever's) are written into one listwise prompt; every candidate is scored by the cosine similarity of its
-    embedding to the prompt's embedding (``E2RankModel.rerank``).
+    The rules are the core's (``E2RankModel.rerank``), the same in every framework:
 
-    Output: copies of the documents (``id`` kept, metadata deep-copied, inputs never modified), best first
-    (ties keep the input order), with the cosine score in ``metadata["relevance_score"]`` (a plain float in
-    [-1, 1]; ``e2rank_core.scale_score`` maps it to [0, 1]). ``score_threshold`` (kept if ``>=``) applies before
-    ``top_n``. Duplicate documents are each ranked (equal scores). No documents -> ``[]``.
+    * the prompt holds the ``num_input_docs`` best documents by a first-stage score found in their metadata
+      (``first_stage_score_key``, default: the first of ``score``, ``relevance_score``, ``similarity_score`` that is
+      present); documents without one follow in arrival order;
+    * every document is scored by cosine to the prompt embedding, in [-1, 1], or ``(s + 1) / 2`` with
+      ``scale_score=True``, written to ``metadata["relevance_score"]``; ``score_threshold`` (>=) applies to that
+      score, before ``top_n``;
+    * duplicates (same ``id``, or same text when a document has no id) are ranked once;
+    * reuse of stored vectors: ``compress_documents(docs, query, document_embeddings=vectors)`` (one vector or
+      ``None`` per document) or ``embedding_metadata_key="embedding"`` (the vector in each document's metadata);
+      given vectors are not re-encoded, missing ones are; a vector of the wrong size raises ``ValueError``.
 
-    Reusing document embeddings (retriever and reranker are one model, so retrieval vectors can be reused;
-    they must come from the same model, e.g. ``E2RankEmbeddings(model=...).embed_documents``):
-
-    * ``compress_documents(docs, query, document_embeddings=vectors)`` (or ``rerank(...)``): one vector per
-      document, in order; they take precedence over ``embedding_metadata_key``.
-    * ``embedding_metadata_key="embedding"`` reads each document's vector from ``doc.metadata["embedding"]``;
-      documents without that key are embedded, the others are not.
-
-    Reused vectors are not re-encoded, so the reranker's model work is one forward pass (the prompt). A vector of
-    the wrong dimension raises ``ValueError``.
+    Output: copies of the documents (``id`` kept, metadata deep-copied, inputs never modified), best first.
     """
 
-    model: str = Field(default_factory=default_model, description="E2Rank model id or local path")
     top_n: int | None = Field(default=3, description="documents to return; None returns all")
     num_input_docs: int = Field(default=20, description="candidates written into the listwise prompt")
-    score_threshold: float | None = Field(default=None, description="drop documents scoring below this cosine")
-    device: str | None = Field(default=None, description="cpu, cuda, mps; None picks the best available")
-    dtype: str | None = Field(default=None, description="float32, float16 or bfloat16; None: float32 on CPU")
-    batch_size: int = Field(default=32, description="documents per forward pass")
+    score_threshold: float | None = Field(default=None, description="drop documents whose (scaled) score is below")
+    scale_score: bool = Field(default=False, description="report (cos + 1) / 2 in [0, 1] instead of the cosine")
     embedding_metadata_key: str | None = Field(default=None, description="metadata key holding document vectors")
-    trust_remote_code: bool = Field(default=False, description="allow custom model code from the checkpoint")
+    first_stage_score_key: str | None = Field(default=None, description="metadata key of the first-stage score")
+    window_size: int | None = Field(default=None, description="sliding windows of this size instead of one prompt")
+    stride: int = Field(default=10, description="sliding-window step")
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
-
-    _model: E2RankModel | None = PrivateAttr(default=None)
-    _model_key: tuple[Any, ...] | None = PrivateAttr(default=None)
-
-    @field_validator("top_n", "num_input_docs", "batch_size")
+    @model_validator(mode="before")
     @classmethod
-    def _positive(cls, value: int | None, info: ValidationInfo) -> int | None:
-        _check_positive(str(info.field_name), value)
-        return value
+    def _rerank_aliases(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            values = dict(values)
+            resolve_alias(values, "top_n", "top_k")
+        return values
+
+    @field_validator("top_n", "window_size", mode="before")
+    @classmethod
+    def _optional_positive(cls, value: Any, info: Any) -> int | None:
+        return check_optional_positive_int(str(info.field_name), value)
+
+    @field_validator("num_input_docs", "stride", "batch_size", mode="before")
+    @classmethod
+    def _positive(cls, value: Any, info: Any) -> int:
+        return check_top_k(str(info.field_name), value)
+
+    @field_validator("score_threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value: Any) -> float | None:
+        return check_threshold("score_threshold", value)
 
     def rerank(
         self,
@@ -89,8 +99,7 @@ class E2RankRerank(LoadsSharedModel, BaseDocumentCompressor):
         """The order only: ``[{"index": i, "relevance_score": s}, ...]``, best first.
 
         ``index`` points into ``documents`` (``Document`` objects or plain strings). ``top_n`` defaults to the
-        field (``None`` returns all); ``score_threshold`` and the reuse options apply as in
-        :meth:`compress_documents`.
+        field (``None`` returns all).
 
         Example::
 
@@ -98,58 +107,45 @@ class E2RankRerank(LoadsSharedModel, BaseDocumentCompressor):
             order = E2RankRerank(top_n=None).rerank(texts, "French capital")
             best_text = texts[order[0]["index"]]
         """
-        top_n = self.top_n if top_n is ... else top_n
-        _check_positive("top_n", top_n)
+        top_n = check_optional_positive_int("top_n", self.top_n if top_n is ... else top_n)
         docs = list(documents)
-        texts = []
         for i, doc in enumerate(docs):
-            if isinstance(doc, Document):
-                texts.append(doc.page_content)
-            elif isinstance(doc, str):
-                texts.append(doc)
-            else:
+            if not isinstance(doc, Document | str):
                 raise TypeError(f"documents[{i}] must be a Document or a str, got {type(doc).__name__}")
-        if not texts:
+        if not docs:
             return []
-        model = self.e2rank_model
-        embeddings = document_embeddings
-        if embeddings is None:
-            embeddings = self._metadata_embeddings(docs, texts, model)
-        if embeddings is None:
-            embeddings = model.embed_documents(texts, batch_size=self.batch_size)
-        hits = model.rerank(query, texts, document_embeddings=embeddings, num_input_docs=self.num_input_docs)
-        ranked = [
-            {"index": hit.index, "relevance_score": float(hit.score)}
-            for hit in hits
-            if self.score_threshold is None or hit.score >= self.score_threshold
-        ]
-        return ranked if top_n is None else ranked[:top_n]
+        texts = [doc.page_content if isinstance(doc, Document) else doc for doc in docs]
+        hits = self.e2rank_model.rerank(
+            query,
+            texts,
+            document_embeddings=document_embeddings if document_embeddings is not None else self._stored(docs),
+            first_stage_scores=[self._first_stage_score(doc) for doc in docs],
+            ids=[
+                doc.id if isinstance(doc, Document) and doc.id is not None else ("text", t)
+                for doc, t in zip(docs, texts, strict=True)
+            ],
+            deduplicate=True,
+            top_k=top_n,
+            score_threshold=self.score_threshold,
+            scale_score=self.scale_score,
+            num_input_docs=self.num_input_docs,
+            window_size=self.window_size,
+            stride=self.stride,
+            batch_size=self.batch_size,
+        )
+        return [{"index": hit.index, "relevance_score": float(hit.score)} for hit in hits]
 
-    def _metadata_embeddings(
-        self, docs: list[Document | str], texts: list[str], model: E2RankModel
-    ) -> list[Any] | None:
-        """Vectors from ``metadata[embedding_metadata_key]``; documents without one are embedded here."""
+    def _stored(self, docs: list[Document | str]) -> list[Any] | None:
         key = self.embedding_metadata_key
         if key is None:
             return None
-        rows: list[Any] = [doc.metadata.get(key) if isinstance(doc, Document) else None for doc in docs]
-        missing = [i for i, row in enumerate(rows) if row is None]
-        if len(missing) == len(rows):
+        return [doc.metadata.get(key) if isinstance(doc, Document) else None for doc in docs]
+
+    def _first_stage_score(self, doc: Document | str) -> Any:
+        if not isinstance(doc, Document):
             return None
-        for i, row in enumerate(rows):
-            if row is None:
-                continue
-            size = np.asarray(row).size if isinstance(row, Sequence | np.ndarray) else -1
-            if size != model.dimension:
-                raise ValueError(
-                    f"documents[{i}].metadata[{key!r}] is not a {model.dimension}-dimensional vector "
-                    f"(the dimension of {model.model_name!r}); got {type(row).__name__} of size {size}"
-                )
-        if missing:
-            computed = model.embed_documents([texts[i] for i in missing], batch_size=self.batch_size)
-            for i, vector in zip(missing, computed, strict=True):
-                rows[i] = vector
-        return rows
+        keys = (self.first_stage_score_key,) if self.first_stage_score_key else FIRST_STAGE_SCORE_KEYS
+        return next((doc.metadata[k] for k in keys if doc.metadata.get(k) is not None), None)
 
     def compress_documents(
         self,
@@ -161,8 +157,8 @@ class E2RankRerank(LoadsSharedModel, BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """Rerank ``documents`` for ``query``: copies, best first, ``metadata["relevance_score"]`` set.
 
-        ``document_embeddings`` (optional): one vector per document from the same model; they are used
-        instead of embedding the documents.
+        ``document_embeddings`` (optional): one vector (or ``None``) per document from the same model; given ones
+        are used instead of embedding the documents.
         """
         docs = list(documents)
         for i, doc in enumerate(docs):
@@ -190,8 +186,3 @@ class E2RankRerank(LoadsSharedModel, BaseDocumentCompressor):
             return self.compress_documents(documents, query, callbacks, document_embeddings=document_embeddings)
 
         return await run_in_executor(None, call)
-
-
-def _check_positive(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

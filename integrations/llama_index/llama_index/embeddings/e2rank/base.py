@@ -6,9 +6,10 @@ import asyncio
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, field_validator, model_validator
 
-from e2rank_core import E2RankModel, default_model, shared_model
+from e2rank_core import E2RankModel, default_model
+from e2rank_core.settings import ModelSettings, check_device, check_dtype, check_model_name
 
 
 class E2RankEmbedding(BaseEmbedding):
@@ -28,32 +29,49 @@ class E2RankEmbedding(BaseEmbedding):
     * Texts (nodes: ``MetadataMode.EMBED`` content, chosen by LlamaIndex) are embedded as they are, through
       ``E2RankModel.embed_documents``; these are exactly the vectors ``E2RankRerank`` computes for the same
       nodes, so ``E2RankRerank(use_node_embeddings=True)`` can reuse them.
-    * Queries use the paper's retrieval format ``Instruct: {query_instruction}\\nQuery:{query}`` through
-      ``E2RankModel.embed_queries`` (``query_instruction=None`` = the paper's default web-search task);
-      ``plain_queries=True`` embeds the bare query, for models never trained with instructions.
-    * ``model_name`` (LlamaIndex's usual argument) is accepted as an alias of ``model``; both always agree.
-    * The model is loaded lazily on first use and shared with every ``E2RankRerank``/``E2RankEmbedding`` of the
-      same (model, device, dtype, trust_remote_code) in the process. Async methods run in a worker thread.
+    * The query format follows the model (``Instruct: {query_instruction}\\nQuery:{query}`` for models trained with
+      it, the bare query for other embedders); ``plain_queries=True``/``False`` overrides.
+    * ``model_name`` (LlamaIndex's usual argument) is accepted for ``model``; both always agree. Unknown arguments
+      are an error.
+    * The model loads on first use and is shared with every e2rank component of any framework naming the same
+      model and settings. Async methods run in a worker thread.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(default_factory=default_model, description="E2Rank model id or local path")
     query_instruction: str | None = Field(default=None, description="retrieval task for queries; None = paper's")
-    plain_queries: bool = Field(default=False, description="embed bare queries (models trained without instructions)")
+    plain_queries: bool | None = Field(default=None, description="bare queries; None follows the model")
     device: str | None = Field(default=None, description="cpu, cuda, mps; None picks the best available")
     dtype: str | None = Field(default=None, description="float32, float16 or bfloat16; None: float32 on CPU")
+    token: str | None = Field(default=None, description="Hugging Face token", exclude=True, repr=False)
+    model_kwargs: dict[str, Any] | None = Field(default=None, description="passed to from_pretrained")
     trust_remote_code: bool = Field(default=False, description="allow custom model code from the checkpoint")
     embed_batch_size: int = Field(default=32, gt=0, le=2048, description="texts per forward pass")
 
-    _model: E2RankModel | None = PrivateAttr(default=None)
-    _model_key: tuple[Any, ...] | None = PrivateAttr(default=None)
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            values = dict(values)
+            model, alias = values.get("model"), values.get("model_name")
+            if model is not None and alias is not None and model != alias:
+                raise ValueError(f"model ({model!r}) and model_name ({alias!r}) disagree; pass one of them")
+            chosen = check_model_name(model if model is not None else alias) or default_model()
+            values["model"] = values["model_name"] = chosen
+            if "batch_size" in values:  # the spelling of the other e2rank adapters
+                values["embed_batch_size"] = values.pop("batch_size")
+        return values
 
-    def __init__(self, **kwargs: Any) -> None:
-        model, alias = kwargs.get("model"), kwargs.get("model_name")
-        if model is not None and alias is not None and model != alias:
-            raise ValueError(f"model ({model!r}) and model_name ({alias!r}) disagree; pass one of them")
-        chosen = model if model is not None else alias if alias is not None else default_model()
-        kwargs["model"] = kwargs["model_name"] = chosen
-        super().__init__(**kwargs)
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, value: Any) -> str | None:
+        return check_device(value)
+
+    @field_validator("dtype", mode="before")
+    @classmethod
+    def _dtype(cls, value: Any) -> str | None:
+        return check_dtype(value)
 
     @classmethod
     def class_name(cls) -> str:
@@ -62,23 +80,9 @@ class E2RankEmbedding(BaseEmbedding):
     @property
     def e2rank_model(self) -> E2RankModel:
         """The loaded :class:`~e2rank_core.E2RankModel` (loaded on first access, shared per settings)."""
-        key = (self.model, self.device, self.dtype, self.trust_remote_code)
-        if self._model is None or self._model_key != key:
-            self._model = shared_model(
-                self.model, device=self.device, dtype=self.dtype, trust_remote_code=self.trust_remote_code
-            )
-            self._model_key = key
-        return self._model
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Pickle the settings, not the weights (ingestion pipelines pickle embedders for worker processes).
-        # Cleared before the base class test-pickles every attribute, which would serialise the whole model.
-        loaded = self._model, self._model_key
-        self._model = self._model_key = None
-        try:
-            return super().__getstate__()
-        finally:
-            self._model, self._model_key = loaded
+        return ModelSettings(
+            self.model, self.device, self.dtype, self.token, self.trust_remote_code, self.model_kwargs
+        ).load()
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self.e2rank_model.embed_queries([query], instruction=self.query_instruction, plain=self.plain_queries)[

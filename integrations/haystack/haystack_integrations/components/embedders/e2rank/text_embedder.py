@@ -1,26 +1,21 @@
-"""E2RankTextEmbedder: embeds a query in E2Rank's retrieval format."""
+"""E2RankTextEmbedder: embeds a query in the retrieval format of the model that reranks."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from haystack import component, default_from_dict, default_to_dict
+from haystack import component
 from haystack.utils import ComponentDevice, Secret
-from haystack_integrations.components.rankers.e2rank._common import (
-    DEFAULT_TOKEN,
-    check_positive,
-    deserialize_common,
-    load_model,
-    serialize_common,
-)
+from haystack_integrations.common.e2rank import E2RankComponent
+from haystack_integrations.common.e2rank.component import DEFAULT_TOKEN
 
-from e2rank_core import E2RankModel, default_model
+from e2rank_core.settings import check_flag, check_top_k
 
 
 @component
-class E2RankTextEmbedder:
-    """Embed a query for retrieval as ``Instruct: {instruction}\\nQuery:{text}``, with the model that reranks.
+class E2RankTextEmbedder(E2RankComponent):
+    """Embed a query for retrieval with the model that reranks.
 
     Usage::
 
@@ -29,9 +24,10 @@ class E2RankTextEmbedder:
         embedder = E2RankTextEmbedder(model="e2rank/minilm-l6-e2rank")
         vector = embedder.run(text="capital of France")["embedding"]
 
-    ``instruction=None`` uses the paper's default web-search task. ``plain_queries=True`` embeds the bare query
-    text instead, for models never trained with instructions (e.g. the base all-MiniLM-L6-v2, whose retrieval
-    quality drops with the instruction prefix).
+    The query format follows the model: ``Instruct: {instruction}\\nQuery:{text}`` for models trained with it
+    (E2Rank's own and e2rank's bundled model; ``instruction=None`` is the paper's web-search task), the bare text for
+    other embedders (e.g. the base all-MiniLM-L6-v2). ``plain_queries=True``/``False`` overrides.
+    ``progress_bar`` and ``normalize_embeddings`` are accepted as in Haystack's sentence-transformers embedders.
     """
 
     def __init__(
@@ -41,53 +37,22 @@ class E2RankTextEmbedder:
         device: ComponentDevice | None = None,
         token: Secret | None = DEFAULT_TOKEN,
         instruction: str | None = None,
-        plain_queries: bool = False,
+        plain_queries: bool | None = None,
         batch_size: int = 32,
+        progress_bar: bool = True,
+        normalize_embeddings: bool = True,
         dtype: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        check_positive("batch_size", batch_size)
-        self.model = model or default_model()
-        self.device = ComponentDevice.resolve_device(device)
-        self.token = token
+        self._init_model_settings(model, device, token, dtype, model_kwargs, trust_remote_code)
+        if instruction is not None and not isinstance(instruction, str):
+            raise TypeError(f"instruction must be a string or None, got {type(instruction).__name__}")
         self.instruction = instruction
-        self.plain_queries = plain_queries
-        self.batch_size = batch_size
-        self.dtype = dtype
-        self.model_kwargs = model_kwargs
-        self.trust_remote_code = trust_remote_code
-        self._model: E2RankModel | None = None
-
-    def warm_up(self) -> None:
-        """Load the model (once)."""
-        if self._model is None:
-            self._model = load_model(
-                self.model, self.device, self.token, self.dtype, self.trust_remote_code, self.model_kwargs
-            )
-
-    def _get_telemetry_data(self) -> dict[str, Any]:
-        return {"model": self.model}
-
-    def to_dict(self) -> dict[str, Any]:
-        params = serialize_common(
-            {
-                "model": self.model,
-                "device": self.device,
-                "token": self.token,
-                "instruction": self.instruction,
-                "plain_queries": self.plain_queries,
-                "batch_size": self.batch_size,
-                "dtype": self.dtype,
-                "model_kwargs": self.model_kwargs,
-                "trust_remote_code": self.trust_remote_code,
-            }
-        )
-        return default_to_dict(self, **params)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> E2RankTextEmbedder:
-        return default_from_dict(cls, deserialize_common(data))
+        self.plain_queries = None if plain_queries is None else check_flag("plain_queries", plain_queries)
+        self.batch_size = check_top_k("batch_size", batch_size)
+        self.progress_bar = check_flag("progress_bar", progress_bar)
+        self.normalize_embeddings = check_flag("normalize_embeddings", normalize_embeddings)
 
     @component.output_types(embedding=list[float])
     def run(self, text: str) -> dict[str, list[float]]:
@@ -97,9 +62,7 @@ class E2RankTextEmbedder:
                 "E2RankTextEmbedder expects a string; to embed documents use E2RankDocumentEmbedder, "
                 f"got {type(text).__name__}"
             )
-        self.warm_up()
-        assert self._model is not None
-        vector = self._model.embed_queries(
+        vector = self.e2rank_model.embed_queries(
             [text], instruction=self.instruction, plain=self.plain_queries, batch_size=self.batch_size
         )[0]
         return {"embedding": vector.tolist()}

@@ -6,19 +6,19 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component
 from haystack.utils import ComponentDevice, Secret
+from haystack_integrations.common.e2rank import E2RankComponent, document_text
+from haystack_integrations.common.e2rank.component import DEFAULT_TOKEN, check_documents, check_separator
 
-from e2rank_core import E2RankModel, default_model
-from e2rank_core import scale_score as scale_cosine
-
-from ._common import DEFAULT_TOKEN, check_positive, deserialize_common, document_text, load_model, serialize_common
+from e2rank_core.settings import check_flag, check_meta_fields, check_threshold, check_top_k
+from e2rank_core.validation import check_optional_positive_int
 
 
 @component
-class E2RankRanker:
-    """Rerank documents with E2Rank: the query and its first ``num_input_docs`` documents form one listwise prompt,
-    whose embedding scores every document by cosine similarity.
+class E2RankRanker(E2RankComponent):
+    """Rerank documents with E2Rank: the query and ``num_input_docs`` documents form one listwise prompt, whose
+    embedding scores every document by cosine similarity.
 
     Usage::
 
@@ -31,23 +31,21 @@ class E2RankRanker:
 
     In YAML: ``type: haystack_integrations.components.rankers.e2rank.ranker.E2RankRanker``.
 
-    Scores are cosine similarities in [-1, 1]; ``scale_score=True`` maps them to [0, 1] with ``(s + 1) / 2``
-    (monotonic, not a calibrated probability). ``score_threshold`` (>=) is applied to the written score, before
-    ``top_k``. Input documents are never modified: the output holds copies (``dataclasses.replace``).
+    The rules are the core's (``E2RankModel.rerank``), the same in every framework:
+
+    * the prompt holds the ``num_input_docs`` best documents by incoming ``Document.score`` (e.g. from a retriever or
+      a ``DocumentJoiner``); documents without a score follow in arrival order;
+    * scores are cosines in [-1, 1]; ``scale_score=True`` writes ``(s + 1) / 2`` in [0, 1] (monotonic, not a
+      probability); ``score_threshold`` (>=) applies to the written score, before ``top_k``;
+    * duplicates (same ``id``) are ranked once, as the copy with the highest incoming score;
+    * ``use_document_embeddings=True`` reuses each ``Document.embedding`` that is set (from ``E2RankDocumentEmbedder``
+      with the same ``model``, ``meta_fields_to_embed`` and ``embedding_separator``) and encodes the others; a vector
+      of the wrong size raises ``ValueError``. Only the size can be checked: vectors from another model of the same
+      size silently give bad scores.
 
     Text of a document: the values of ``meta_fields_to_embed`` that are present (in that order), then the content,
-    joined by ``embedding_separator`` (as in Haystack's ``SentenceTransformersSimilarityRanker``). A document with
-    ``content=None`` (e.g. only a blob) is ranked as an empty text; it is kept and returned as given.
-
-    Duplicates (same ``id``) are ranked once: at the position of the first occurrence (the listwise prompt keeps the
-    first-stage order), using the copy with the highest incoming ``score`` (the first one on ties or no scores).
-
-    With ``use_document_embeddings=True`` and **every** document carrying an ``embedding`` (e.g. written by
-    ``E2RankDocumentEmbedder`` with the same ``model``, ``meta_fields_to_embed`` and ``embedding_separator``, and
-    returned by a retriever with ``return_embedding=True``), documents are not re-encoded: the rerank is one
-    forward pass, the listwise prompt. If any document lacks an embedding, all are encoded as usual. An embedding
-    whose length differs from the model's dimension raises ``ValueError`` (it was made by another model). Only the
-    dimension can be checked: reusing vectors from a different model of the same size silently gives bad scores.
+    joined by ``embedding_separator`` (as in Haystack's ``SentenceTransformersSimilarityRanker``); ``content=None``
+    counts as an empty text. Input documents are never modified: the output holds copies.
     """
 
     def __init__(
@@ -63,12 +61,14 @@ class E2RankRanker:
         score_threshold: float | None = None,
         scale_score: bool = False,
         use_document_embeddings: bool = False,
+        window_size: int | None = None,
+        stride: int = 10,
         batch_size: int = 32,
         dtype: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        """Store the settings; the model is loaded by :meth:`warm_up` (or the first :meth:`run`).
+        """Check and store the settings; the model is loaded by :meth:`warm_up` (or the first :meth:`run`).
 
         Args:
             model: a Hugging Face id, local folder or ``.gguf`` file; default ``e2rank_core.default_model()``
@@ -76,69 +76,28 @@ class E2RankRanker:
             device: where to run; ``None`` picks the best available (resolved here, like Haystack's rankers).
             token: Hugging Face token for gated models (resolved at warm-up).
             top_k: how many documents to return (> 0).
-            num_input_docs: how many first-stage candidates enter the listwise prompt (the paper uses 20).
+            num_input_docs: how many candidates enter the listwise prompt (the paper uses 20).
             meta_fields_to_embed, embedding_separator: meta values prepended to the content.
-            score_threshold: drop documents whose (possibly scaled) score is below this.
+            score_threshold: drop documents whose written (possibly scaled) score is below this.
             scale_score: map cosine [-1, 1] to [0, 1] with ``e2rank_core.scale_score``.
-            use_document_embeddings: reuse ``Document.embedding`` instead of re-encoding (see the class docs).
+            use_document_embeddings: reuse ``Document.embedding`` where set instead of re-encoding.
+            window_size, stride: RankGPT-style sliding windows instead of one prompt (``None``: one prompt).
             batch_size: documents per forward pass when encoding.
             dtype: ``"float32"``, ``"float16"``, ``"bfloat16"`` or ``None`` (float32 on the CPU).
             model_kwargs: passed to ``from_pretrained``.
             trust_remote_code: allow custom model code; off unless you need it.
         """
-        check_positive("top_k", top_k)
-        check_positive("num_input_docs", num_input_docs)
-        check_positive("batch_size", batch_size)
-        self.model = model or default_model()
-        self.device = ComponentDevice.resolve_device(device)
-        self.token = token
-        self.top_k = top_k
-        self.num_input_docs = num_input_docs
-        self.meta_fields_to_embed = list(meta_fields_to_embed or [])
-        self.embedding_separator = embedding_separator
-        self.score_threshold = score_threshold
-        self.scale_score = scale_score
-        self.use_document_embeddings = use_document_embeddings
-        self.batch_size = batch_size
-        self.dtype = dtype
-        self.model_kwargs = model_kwargs
-        self.trust_remote_code = trust_remote_code
-        self._model: E2RankModel | None = None
-
-    def warm_up(self) -> None:
-        """Load the model (once; later calls do nothing)."""
-        if self._model is None:
-            self._model = load_model(
-                self.model, self.device, self.token, self.dtype, self.trust_remote_code, self.model_kwargs
-            )
-
-    def _get_telemetry_data(self) -> dict[str, Any]:
-        return {"model": self.model}
-
-    def to_dict(self) -> dict[str, Any]:
-        params = serialize_common(
-            {
-                "model": self.model,
-                "device": self.device,
-                "token": self.token,
-                "top_k": self.top_k,
-                "num_input_docs": self.num_input_docs,
-                "meta_fields_to_embed": self.meta_fields_to_embed,
-                "embedding_separator": self.embedding_separator,
-                "score_threshold": self.score_threshold,
-                "scale_score": self.scale_score,
-                "use_document_embeddings": self.use_document_embeddings,
-                "batch_size": self.batch_size,
-                "dtype": self.dtype,
-                "model_kwargs": self.model_kwargs,
-                "trust_remote_code": self.trust_remote_code,
-            }
-        )
-        return default_to_dict(self, **params)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> E2RankRanker:
-        return default_from_dict(cls, deserialize_common(data))
+        self._init_model_settings(model, device, token, dtype, model_kwargs, trust_remote_code)
+        self.top_k = check_top_k("top_k", top_k)
+        self.num_input_docs = check_top_k("num_input_docs", num_input_docs)
+        self.meta_fields_to_embed = check_meta_fields("meta_fields_to_embed", meta_fields_to_embed)
+        self.embedding_separator = check_separator(embedding_separator)
+        self.score_threshold = check_threshold("score_threshold", score_threshold)
+        self.scale_score = check_flag("scale_score", scale_score)
+        self.use_document_embeddings = check_flag("use_document_embeddings", use_document_embeddings)
+        self.window_size = check_optional_positive_int("window_size", window_size)
+        self.stride = check_top_k("stride", stride)
+        self.batch_size = check_top_k("batch_size", batch_size)
 
     @component.output_types(documents=list[Document])
     def run(
@@ -154,28 +113,26 @@ class E2RankRanker:
 
         Arguments given here override the ones given at init for this call.
         """
-        top_k = self.top_k if top_k is None else top_k
-        check_positive("top_k", top_k)
-        threshold = self.score_threshold if score_threshold is None else score_threshold
-        scaled = self.scale_score if scale_score is None else scale_score
+        documents = check_documents(documents, "E2RankRanker")
+        top_k = check_top_k("top_k", self.top_k if top_k is None else top_k)
         if not documents:
             return {"documents": []}
-        self.warm_up()
-        assert self._model is not None
-        unique = _deduplicate(documents)
-        texts = [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in unique]
-        if self.use_document_embeddings and all(doc.embedding is not None for doc in unique):
-            embeddings: Any = _document_embeddings(unique, self._model.dimension, self.model)
-        else:
-            embeddings = self._model.embed_documents(texts, batch_size=self.batch_size)
-        ranked = self._model.rerank(query, texts, document_embeddings=embeddings, num_input_docs=self.num_input_docs)
-        results: list[Document] = []
-        for hit in ranked:
-            score = scale_cosine(hit.score) if scaled else hit.score
-            if threshold is not None and score < threshold:
-                continue
-            results.append(replace(unique[hit.index], score=score))
-        return {"documents": results[:top_k]}
+        hits = self.e2rank_model.rerank(
+            query,
+            [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in documents],
+            document_embeddings=[doc.embedding if self.use_document_embeddings else None for doc in documents],
+            first_stage_scores=[doc.score for doc in documents],
+            ids=[doc.id for doc in documents],
+            deduplicate=True,
+            top_k=top_k,
+            score_threshold=self.score_threshold if score_threshold is None else score_threshold,
+            scale_score=self.scale_score if scale_score is None else scale_score,
+            num_input_docs=self.num_input_docs,
+            window_size=self.window_size,
+            stride=self.stride,
+            batch_size=self.batch_size,
+        )
+        return {"documents": [replace(documents[hit.index], score=hit.score) for hit in hits]}
 
     @component.output_types(documents=list[Document])
     async def run_async(
@@ -196,32 +153,3 @@ class E2RankRanker:
             score_threshold=score_threshold,
             scale_score=scale_score,
         )
-
-
-def _deduplicate(documents: list[Document]) -> list[Document]:
-    """One document per id, at its first position (the prompt keeps first-stage order), the best-scored copy."""
-    best: dict[str, Document] = {}
-    order: list[str] = []
-    for doc in documents:
-        if not isinstance(doc, Document):
-            raise TypeError(f"documents must be a list of haystack Document objects, got {type(doc).__name__}")
-        kept = best.get(doc.id)
-        if kept is None:
-            order.append(doc.id)
-            best[doc.id] = doc
-        elif doc.score is not None and (kept.score is None or doc.score > kept.score):
-            best[doc.id] = doc
-    return [best[doc_id] for doc_id in order]
-
-
-def _document_embeddings(documents: list[Document], dimension: int, model: str) -> list[list[float]]:
-    """The documents' own embeddings, after checking each has the model's dimension (the core checks the rest)."""
-    for doc in documents:
-        assert doc.embedding is not None
-        if len(doc.embedding) != dimension:
-            raise ValueError(
-                f"use_document_embeddings=True, but Document {doc.id!r} has an embedding of dimension "
-                f"{len(doc.embedding)} while {model!r} produces {dimension}-dimensional embeddings: embed the "
-                "documents with E2RankDocumentEmbedder and the same model, or set use_document_embeddings=False"
-            )
-    return [doc.embedding for doc in documents]  # type: ignore[misc]
