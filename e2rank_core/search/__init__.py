@@ -253,10 +253,9 @@ def rerank_stored(
             raise ValueError("every candidate needs its stored vector (read them with with_vectors=True)")
         vectors.append(np.stack([p.vector for p in points]) if points else None)  # type: ignore[misc]
     kwargs: dict[str, Any] = {"top_k": top_k, "document_embeddings": vectors, "num_input_docs": num_input_docs}
-    if "first_stage_scores" in _rerank_keywords(model):
-        kwargs["first_stage_scores"] = [
-            [p.score if p.score is not None else 0.0 for p in points] for points in candidates
-        ]
+    known = all(p.score is not None for points in candidates for p in points)  # fetched points have no score
+    if known and "first_stage_scores" in _rerank_keywords(model):
+        kwargs["first_stage_scores"] = [[p.score for p in points] for points in candidates]
     ranked = model.rerank_batch(list(queries), texts, **kwargs)
     return [
         [_hit(rank, points[r.index], r.score) for rank, r in enumerate(results, start=1)]
