@@ -44,17 +44,7 @@ def encoded_texts(model) -> int:
 
 @pytest.fixture(scope="module")
 def model():
-    m = shared_model(default_model())
-    if not hasattr(m, "encoded_texts"):  # until the core's counter lands: count sequences at the forward pass
-        real = m.backend.embed_ids
-        m.encoded_texts = 0
-
-        def counting(sequences, **kwargs):
-            m.encoded_texts += len(sequences)
-            return real(sequences, **kwargs)
-
-        m.backend.embed_ids = counting
-    return m
+    return shared_model(default_model())
 
 
 @pytest.fixture(scope="module")

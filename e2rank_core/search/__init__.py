@@ -20,7 +20,6 @@ with another model raises :class:`ModelMismatchError`. Needs ``pip install "e2ra
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -220,13 +219,6 @@ def index(
     )
 
 
-def _rerank_keywords(model: E2RankModel) -> set[str]:
-    try:
-        return set(inspect.signature(model.rerank_batch).parameters)
-    except (TypeError, ValueError):
-        return set()
-
-
 def rerank_stored(
     model: E2RankModel,
     queries: Sequence[str],
@@ -252,11 +244,15 @@ def rerank_stored(
         if any(p.vector is None for p in points):
             raise ValueError("every candidate needs its stored vector (read them with with_vectors=True)")
         vectors.append(np.stack([p.vector for p in points]) if points else None)  # type: ignore[misc]
-    kwargs: dict[str, Any] = {"top_k": top_k, "document_embeddings": vectors, "num_input_docs": num_input_docs}
-    known = all(p.score is not None for points in candidates for p in points)  # fetched points have no score
-    if known and "first_stage_scores" in _rerank_keywords(model):
-        kwargs["first_stage_scores"] = [[p.score for p in points] for points in candidates]
-    ranked = model.rerank_batch(list(queries), texts, **kwargs)
+    ranked = model.rerank_batch(
+        list(queries),
+        texts,
+        top_k=top_k,
+        document_embeddings=vectors,
+        # the prompt holds the best candidates by retrieval score; points read by id (no score) keep their order
+        first_stage_scores=[[p.score for p in points] for points in candidates],
+        num_input_docs=num_input_docs,
+    )
     return [
         [_hit(rank, points[r.index], r.score) for rank, r in enumerate(results, start=1)]
         for results, points in zip(ranked, candidates, strict=True)

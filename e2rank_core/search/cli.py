@@ -103,12 +103,17 @@ def _model(args: argparse.Namespace, name: str, record: dict[str, Any] | None) -
 
 def _cmd_index(args: argparse.Namespace) -> int:
     from ..resolve import default_model
-    from . import index
+    from . import ModelMismatchError, index
 
     with _open(args) as store:
         record = None
         if not args.recreate and store.exists(args.collection):
             record = store.record(args.collection)
+            if args.search_model and args.search_model != record["model"]:
+                raise ModelMismatchError(
+                    f"collection {args.collection!r} holds vectors of model {record['model']!r}, not "
+                    f"{args.search_model!r}; index into another collection, or pass --recreate to replace it"
+                )
         name = args.search_model or (record["model"] if record else default_model())
         model = _model(args, name, record)
         report = index(
