@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -204,6 +205,15 @@ def test_missing_collection_and_bad_input(store_path: Path, model, tmp_path: Pat
 
     with open_store(path=store_path), pytest.raises(ValueError, match="already accessed"):
         open_store(path=store_path)  # one embedded client per folder at a time
+
+    # A server URL where nothing listens (a free loopback port): a clear connection error, exit code 2 in the CLI.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(ConnectionError, match="cannot reach the Qdrant server"):
+        open_store(url=url)
+    assert main(["search", "query", "--collection", "scifact", "--qdrant-url", url]) == 2
+    assert "cannot reach the Qdrant server" in capsys.readouterr().err
 
 
 def test_folder_source_and_passage_splitter(model, tmp_path: Path) -> None:
