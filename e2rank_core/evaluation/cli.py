@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..scale.cli import add_engine_options, engine_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--batch-size", type=int, default=32)
+    add_engine_options(parser, batch_size=False)  # --engine ray: the listwise rerank on Ray workers
     parser.set_defaults(func=_run)
 
 
@@ -43,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, save_result
 
     model = None
-    if args.mode != "first-stage":
+    if args.mode != "first-stage" and args.engine == "local":
         model = E2RankModel(
             args.model,
             device=args.device,
@@ -63,6 +66,8 @@ def _run(args: argparse.Namespace) -> int:
         measures=args.measures,
         split=args.split,
         max_queries=args.max_queries,
+        engine=args.engine,
+        engine_options=None if args.engine == "local" else engine_options(args, progress=False),
     )
     print(json.dumps(result.summary(), indent=2))
     if args.output:

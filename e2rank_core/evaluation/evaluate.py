@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 
 from ..model import E2RankModel
+from ..scale.common import EngineOptions
 from .data import BeirCollection, bm25_run, load_beir, read_run, write_run
 
 Mode = Literal["first-stage", "embedding", "listwise"]
@@ -61,6 +62,8 @@ def evaluate(
     split: str = "test",
     max_queries: int | None = None,
     show_progress_bar: bool = True,
+    engine: str = "local",
+    engine_options: EngineOptions | None = None,
 ) -> EvalResult:
     """Score one mode on one BEIR folder with ir-measures (nDCG@10 by default).
 
@@ -74,12 +77,18 @@ def evaluate(
 
     The first stage is ``run_file``, else the folder's ``bm25_top100.trec``, else (or with ``bm25=True``) BM25.
     Every unique candidate is embedded once per call and the vectors are reused by every query's rerank.
+    ``engine="ray"`` (listwise only) reranks on Ray workers instead (``model`` may then be ``None``; the workers load
+    ``engine_options.model``): see :mod:`e2rank_core.scale`.
     """
     import ir_measures
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if mode != "first-stage" and model is None:
+    if engine != "local" and mode != "listwise":
+        raise ValueError(f"engine {engine!r} runs the listwise rerank only, not mode {mode!r}")
+    if engine != "local" and engine_options is None:
+        raise ValueError(f"engine {engine!r} needs engine_options (the model and the workers)")
+    if mode != "first-stage" and model is None and engine == "local":
         raise ValueError(f"mode {mode!r} needs a model")
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
@@ -95,6 +104,16 @@ def evaluate(
         for qid in query_ids:
             docs = candidates[qid]
             ranking[qid] = [(d, float(len(docs) - i)) for i, d in enumerate(docs)]
+    elif engine != "local":
+        from ..scale import rerank_candidates
+
+        assert engine_options is not None
+        ranking = rerank_candidates(
+            data_dir,
+            {q: candidates[q] for q in query_ids},
+            engine=engine,
+            options=engine_options,  # type: ignore[arg-type]
+        )
     else:
         assert model is not None
         unique = sorted({d for q in query_ids for d in candidates[q] if d in collection.corpus})
@@ -133,11 +152,13 @@ def evaluate(
     return EvalResult(
         collection=collection.name,
         mode=mode,
-        model=None if model is None else model.model_name,
+        model=model.model_name if model is not None else engine_options.model_name() if engine_options else None,
         measures={str(m): float(values[m]) for m in parsed},
         num_queries=len(query_ids),
         depth=depth,
-        num_input_docs=None if mode != "listwise" or model is None else (num_input_docs or model.num_input_docs),
+        num_input_docs=None
+        if mode != "listwise" or (model is None and engine_options is None)
+        else (num_input_docs or (model or engine_options).num_input_docs),  # type: ignore[union-attr]
         first_stage=source,
         seconds=seconds,
         run=ranking,
