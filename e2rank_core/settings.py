@@ -10,7 +10,8 @@ looked up through :func:`~e2rank_core.shared_model` on each use (a dictionary lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,3 +107,16 @@ check_top_k = check_positive_int
 check_threshold = check_optional_float
 check_flag = check_bool
 check_meta_fields = check_str_list
+
+
+def reject_unknown_arguments(component: str, given: Mapping[str, Any], known: Iterable[str]) -> None:
+    """A misspelled or foreign option is a ``TypeError`` (as a Python keyword argument would be), never ignored."""
+    known = set(known)
+    unknown = sorted(k for k in given if k not in known)
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(f"{component} got unexpected argument(s): {', '.join(hints)}")

@@ -127,13 +127,13 @@ def test_example_yaml_loads_without_flags() -> None:
 def test_warm_up_is_idempotent_and_the_model_is_shared() -> None:
     ranker = E2RankRanker(model=MODEL)
     ranker.warm_up()
-    loaded = ranker._model
+    loaded = ranker.e2rank_model
     ranker.warm_up()
-    assert ranker._model is loaded is not None
+    assert ranker.e2rank_model is loaded is not None
     text_embedder, doc_embedder = E2RankTextEmbedder(model=MODEL), E2RankDocumentEmbedder(model=MODEL)
     text_embedder.warm_up()
     doc_embedder.warm_up()
-    assert text_embedder._model is loaded and doc_embedder._model is loaded
+    assert text_embedder.e2rank_model is loaded and doc_embedder.e2rank_model is loaded
 
 
 async def test_run_async_through_pipeline_equals_run(documents) -> None:
@@ -149,7 +149,7 @@ def test_reused_embeddings_are_not_reencoded(documents, minilm: E2RankModel) -> 
     embedded_before = copy.deepcopy(embedded)
     ranker = E2RankRanker(model=MODEL, use_document_embeddings=True, top_k=8)
     ranker.warm_up()
-    model = ranker._model
+    model = ranker.e2rank_model
     assert model is not None
     baseline = E2RankRanker(model=MODEL, top_k=8).run(query=QUERY, documents=documents)["documents"]
     model.cache.clear()
@@ -177,13 +177,13 @@ def test_reused_embeddings_are_not_reencoded(documents, minilm: E2RankModel) -> 
 def test_wrong_dimension_embeddings_are_refused(documents) -> None:
     ranker = E2RankRanker(model=MODEL, use_document_embeddings=True)
     bad = [Document(content=d.content, embedding=[0.1] * 16) for d in documents]
-    with pytest.raises(ValueError, match=r"use_document_embeddings.*dimension 16.*384"):
+    with pytest.raises(ValueError, match=r"dimension 16.*384-dimensional"):
         ranker.run(query=QUERY, documents=bad)
     mixed = [Document(content=d.content, embedding=[0.1] * 384) for d in documents[:-1]]
     mixed.append(Document(content="odd one", embedding=[0.1] * 383))
     with pytest.raises(ValueError, match=r"dimension 383"):
         ranker.run(query=QUERY, documents=mixed)
-    # one document without an embedding: nothing is reused, everything is encoded, no dimension error
+    # one document without an embedding: the others are reused, that one is encoded
     partial = [*mixed[:-1], Document(content="odd one")]
     assert len(ranker.run(query=QUERY, documents=partial)["documents"]) == len(partial)
 
@@ -245,8 +245,10 @@ def test_inputs_are_not_mutated(documents) -> None:
 
 
 def test_text_embedder_uses_retrieval_format(minilm: E2RankModel) -> None:
-    vector = E2RankTextEmbedder(model=MODEL, instruction="Find capitals").run(text="France")["embedding"]
-    expected = minilm.embed_queries(["France"], instruction="Find capitals")[0]
+    # the base MiniLM records no instruction, so its default is the bare query: ask for the format explicitly
+    vector = E2RankTextEmbedder(model=MODEL, instruction="Find capitals", plain_queries=False).run(text="France")
+    vector = vector["embedding"]
+    expected = minilm.embed_queries(["France"], instruction="Find capitals", plain=False)[0]
     np.testing.assert_allclose(vector, expected, atol=1e-6)
     plain = E2RankTextEmbedder(model=MODEL, plain_queries=True)
     assert E2RankTextEmbedder.from_dict(plain.to_dict()).plain_queries is True

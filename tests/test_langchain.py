@@ -118,13 +118,13 @@ def test_embeddings_find_the_relevant_document(store, minilm: E2RankModel) -> No
     np.testing.assert_allclose(vector, minilm.embed_queries([QUERY])[0], atol=1e-5)
     task = "Given a question, retrieve the sentence that answers it"
     np.testing.assert_allclose(
-        E2RankEmbeddings(model=MODEL, query_instruction=task).embed_query(QUERY),
-        minilm.embed_queries([QUERY], instruction=task)[0],
+        E2RankEmbeddings(model=MODEL, query_instruction=task, plain_queries=False).embed_query(QUERY),
+        minilm.embed_queries([QUERY], instruction=task, plain=False)[0],
         atol=1e-5,
     )
     bare = E2RankEmbeddings(model=MODEL, plain_queries=True).embed_query(QUERY)
     np.testing.assert_allclose(bare, minilm.backend.st_model.encode([QUERY], normalize_embeddings=True)[0], atol=1e-5)
-    assert not np.allclose(bare, vector, atol=1e-3)
+    np.testing.assert_allclose(bare, vector, atol=1e-6)  # the base model records no instruction: bare by default
     vectors = embeddings.embed_documents(["Paris", "Berlin"])
     assert len(vectors) == 2 and type(vectors[0]) is list and type(vectors[0][0]) is float
     assert embeddings.embed_documents([]) == []
@@ -175,7 +175,7 @@ def test_metadata_vectors_partly_present(documents, sequences_seen: list[int]) -
     assert sum(sequences_seen) == len(documents) // 2 + 1  # only the documents without a vector, plus the prompt
     assert [r["index"] for r in ranked] == [r["index"] for r in reranker.rerank(documents, QUERY)]
     wrong = [Document("x", metadata={"vec": [0.5] * 7}), Document("y")]
-    with pytest.raises(ValueError, match=r"documents\[0\]\.metadata\['vec'\]"):
+    with pytest.raises(ValueError, match=r"dimension 7.*384-dimensional"):
         reranker.compress_documents(wrong, QUERY)
 
 
@@ -206,9 +206,11 @@ def test_edge_cases(documents) -> None:
     )
     duplicated = [documents[2], documents[2], documents[0]]
     out = reranker.compress_documents(duplicated, QUERY)
-    assert len(out) == 3
-    twins = [d for d in out if d.id == documents[2].id]
-    assert len(twins) == 2 and twins[0].metadata["relevance_score"] == twins[1].metadata["relevance_score"]
+    assert [d.id for d in out].count(documents[2].id) == 1 and len(out) == 2  # duplicates are ranked once
+    single = reranker.compress_documents([documents[2], documents[0]], QUERY)
+    assert [(d.id, d.metadata["relevance_score"]) for d in out] == [
+        (d.id, d.metadata["relevance_score"]) for d in single
+    ]  # and a document passed twice is not boosted
     for bad in (0, -1):
         with pytest.raises(ValueError, match="top_n"):
             E2RankRerank(model=MODEL, top_n=bad)
@@ -220,8 +222,9 @@ def test_edge_cases(documents) -> None:
         reranker.compress_documents(documents, "")
     with pytest.raises(TypeError, match=r"documents\[0\]"):
         reranker.compress_documents(["plain text"], QUERY)  # type: ignore[list-item]
-    with pytest.raises(ValueError, match="extra"):
-        E2RankRerank(model=MODEL, top_k=3)  # a typo is an error, not a silent default
+    with pytest.raises(TypeError, match="topn.*did you mean 'top_n'"):
+        E2RankRerank(model=MODEL, topn=3)  # a typo is an error, not a silent default
+    assert E2RankRerank(model=MODEL, top_k=3).top_n == 3  # the Haystack adapter's spelling is accepted
 
 
 def test_ids_and_metadata_preserved_inputs_untouched(documents) -> None:
@@ -244,8 +247,8 @@ def test_one_model_shared_and_not_copied() -> None:
     assert copy.deepcopy(reranker).e2rank_model is reranker.e2rank_model  # copies share, never copy weights
     restored = pickle.loads(pickle.dumps(embeddings))
     assert restored.model_dump() == embeddings.model_dump() and restored.e2rank_model is embeddings.e2rank_model
-    reranker.device = "cpu"  # a changed setting is honoured on next use
-    assert reranker.e2rank_model is not embeddings.e2rank_model and reranker.e2rank_model.device == "cpu"
+    reranker.device = "cpu"  # the same settings spelled differently on this CPU machine: still one model
+    assert reranker.e2rank_model is embeddings.e2rank_model and reranker.e2rank_model.device == "cpu"
 
 
 # langchain-tests' standard embeddings suites, when that package is installed (it is not a dependency).

@@ -7,7 +7,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from e2rank_core import E2RankModel, default_model
-from e2rank_core.settings import ModelSettings, check_device, check_dtype, check_model_name, resolve_alias
+from e2rank_core.settings import (
+    ModelSettings,
+    check_device,
+    check_dtype,
+    check_flag,
+    check_model_name,
+    reject_unknown_arguments,
+    resolve_alias,
+)
 
 
 class E2RankModelFields(BaseModel):
@@ -35,12 +43,25 @@ class E2RankModelFields(BaseModel):
         if isinstance(values, dict):
             values = dict(values)
             resolve_alias(values, "model", "model_name")
+            if "top_k" in values and "top_n" in cls.model_fields:  # the spelling of the Haystack adapter
+                resolve_alias(values, "top_n", "top_k")
+            reject_unknown_arguments(cls.__name__, values, cls.model_fields)
         return values
 
     @field_validator("model", mode="before")
     @classmethod
     def _model(cls, value: Any) -> str:
         return check_model_name(value) or default_model()
+
+    @field_validator("trust_remote_code", "scale_score", mode="before", check_fields=False)
+    @classmethod
+    def _flag(cls, value: Any, info: Any) -> bool:
+        return check_flag(str(info.field_name), value)
+
+    @field_validator("plain_queries", mode="before", check_fields=False)
+    @classmethod
+    def _optional_flag(cls, value: Any) -> bool | None:
+        return None if value is None else check_flag("plain_queries", value)
 
     @field_validator("device", mode="before")
     @classmethod

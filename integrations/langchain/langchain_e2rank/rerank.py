@@ -11,9 +11,9 @@ import numpy as np
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables.config import run_in_executor
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from e2rank_core.settings import check_threshold, check_top_k, resolve_alias
+from e2rank_core.settings import check_threshold, check_top_k
 from e2rank_core.validation import check_optional_positive_int
 
 from ._model import E2RankModelFields
@@ -64,14 +64,6 @@ class E2RankRerank(E2RankModelFields, BaseDocumentCompressor):
     first_stage_score_key: str | None = Field(default=None, description="metadata key of the first-stage score")
     window_size: int | None = Field(default=None, description="sliding windows of this size instead of one prompt")
     stride: int = Field(default=10, description="sliding-window step")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _rerank_aliases(cls, values: Any) -> Any:
-        if isinstance(values, dict):
-            values = dict(values)
-            resolve_alias(values, "top_n", "top_k")
-        return values
 
     @field_validator("top_n", "window_size", mode="before")
     @classmethod

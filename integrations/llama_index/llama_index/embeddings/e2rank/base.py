@@ -9,7 +9,14 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import ConfigDict, Field, field_validator, model_validator
 
 from e2rank_core import E2RankModel, default_model
-from e2rank_core.settings import ModelSettings, check_device, check_dtype, check_model_name
+from e2rank_core.settings import (
+    ModelSettings,
+    check_device,
+    check_dtype,
+    check_flag,
+    check_model_name,
+    reject_unknown_arguments,
+)
 
 
 class E2RankEmbedding(BaseEmbedding):
@@ -61,7 +68,18 @@ class E2RankEmbedding(BaseEmbedding):
             values["model"] = values["model_name"] = chosen
             if "batch_size" in values:  # the spelling of the other e2rank adapters
                 values["embed_batch_size"] = values.pop("batch_size")
+            reject_unknown_arguments(cls.__name__, values, cls.model_fields)
         return values
+
+    @field_validator("trust_remote_code", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> bool:
+        return check_flag("trust_remote_code", value)
+
+    @field_validator("plain_queries", mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> bool | None:
+        return None if value is None else check_flag("plain_queries", value)
 
     @field_validator("device", mode="before")
     @classmethod

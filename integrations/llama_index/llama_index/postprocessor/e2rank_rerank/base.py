@@ -16,9 +16,11 @@ from e2rank_core.settings import (
     ModelSettings,
     check_device,
     check_dtype,
+    check_flag,
     check_model_name,
     check_threshold,
     check_top_k,
+    reject_unknown_arguments,
     resolve_alias,
 )
 from e2rank_core.validation import check_optional_positive_int
@@ -89,6 +91,7 @@ class E2RankRerank(BaseNodePostprocessor):
             values = dict(values)
             resolve_alias(values, "model", "model_name")
             resolve_alias(values, "use_node_embeddings", "use_document_embeddings")
+            reject_unknown_arguments(cls.__name__, values, cls.model_fields)
         return values
 
     @field_validator("model", mode="before")
@@ -100,6 +103,11 @@ class E2RankRerank(BaseNodePostprocessor):
     @classmethod
     def _positive(cls, value: Any, info: Any) -> int:
         return check_top_k(str(info.field_name), value)
+
+    @field_validator("scale_score", "use_node_embeddings", "keep_retrieval_score", "trust_remote_code", mode="before")
+    @classmethod
+    def _flag(cls, value: Any, info: Any) -> bool:
+        return check_flag(str(info.field_name), value)
 
     @field_validator("window_size", mode="before")
     @classmethod

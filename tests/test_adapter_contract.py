@@ -1,0 +1,245 @@
+"""One contract, three frameworks: the same suite runs against the Haystack, LlamaIndex and LangChain rerankers.
+
+Each adapter is driven through a small translator below that builds that framework's own objects (a Haystack
+``Document``, a LlamaIndex ``NodeWithScore``, a LangChain ``Document``), runs the real component on the real model,
+and reads back ``(id, score)`` pairs. Every rule is then checked against ``E2RankModel.rerank`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from haystack import Document as HaystackDocument
+from haystack import Pipeline
+from haystack.components.joiners import DocumentJoiner
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from haystack_integrations.components.embedders.e2rank import E2RankDocumentEmbedder, E2RankTextEmbedder
+from haystack_integrations.components.rankers.e2rank import E2RankRanker
+from langchain_core.documents import Document as LangChainDocument
+from langchain_e2rank import E2RankEmbeddings
+from langchain_e2rank import E2RankRerank as LangChainRerank
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.embeddings.e2rank import E2RankEmbedding
+from llama_index.postprocessor.e2rank_rerank import E2RankRerank as LlamaRerank
+
+from e2rank_core import E2RankModel, scale_score
+from e2rank_core.settings import ModelSettings
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+QUERY = "What is the capital of France?"
+TEXTS = [
+    "Berlin is the capital of Germany.",
+    "Paris is the capital and largest city of France.",
+    "Lyon is a large city in France, known for its food.",
+    "Madrid is the capital of Spain.",
+    "France is a country in Western Europe.",
+    "The Eiffel Tower stands in Paris.",
+]
+
+
+@dataclass
+class Candidate:
+    id: str
+    text: str
+    score: float | None = None
+    vector: list[float] | None = None
+
+
+Result = list[tuple[str, float]]
+
+
+def run_haystack(query: str, candidates: list[Candidate], **options: Any) -> Result:
+    reuse = options.pop("reuse", False)
+    ranker = E2RankRanker(model=MODEL, use_document_embeddings=reuse, top_k=options.pop("top_k", 100), **options)
+    docs = [HaystackDocument(id=c.id, content=c.text, score=c.score, embedding=c.vector) for c in candidates]
+    return [(d.id, d.score) for d in ranker.run(query=query, documents=docs)["documents"]]
+
+
+def run_llama_index(query: str, candidates: list[Candidate], **options: Any) -> Result:
+    reuse = options.pop("reuse", False)
+    reranker = LlamaRerank(model=MODEL, use_node_embeddings=reuse, top_n=options.pop("top_k", 100), **options)
+    nodes = [NodeWithScore(node=TextNode(id_=c.id, text=c.text, embedding=c.vector), score=c.score) for c in candidates]
+    return [(n.node.node_id, n.score) for n in reranker.postprocess_nodes(nodes, QueryBundle(query))]
+
+
+def run_langchain(query: str, candidates: list[Candidate], **options: Any) -> Result:
+    reuse = options.pop("reuse", False)
+    reranker = LangChainRerank(
+        model=MODEL, top_n=options.pop("top_k", 100), embedding_metadata_key="vector" if reuse else None, **options
+    )
+    docs = []
+    for c in candidates:
+        metadata: dict[str, Any] = {}
+        if c.score is not None:
+            metadata["score"] = c.score
+        if c.vector is not None:
+            metadata["vector"] = c.vector
+        docs.append(LangChainDocument(page_content=c.text, metadata=metadata, id=c.id))
+    return [(d.id, d.metadata["relevance_score"]) for d in reranker.compress_documents(docs, query)]
+
+
+ADAPTERS: dict[str, Callable[..., Result]] = {
+    "haystack": run_haystack,
+    "llama_index": run_llama_index,
+    "langchain": run_langchain,
+}
+
+
+@pytest.fixture(scope="module")
+def shared() -> E2RankModel:
+    """The one copy that every adapter below looks up (same model and settings)."""
+    return ModelSettings(MODEL, device="cpu").load()
+
+
+@pytest.fixture(params=list(ADAPTERS))
+def rerank_with(request) -> Callable[..., Result]:
+    return ADAPTERS[request.param]
+
+
+def candidates(with_scores: bool = False) -> list[Candidate]:
+    return [Candidate(f"d{i}", t, float(len(TEXTS) - i) if with_scores else None) for i, t in enumerate(TEXTS)]
+
+
+def core(model: E2RankModel, query: str, cands: list[Candidate], **options: Any) -> Result:
+    hits = model.rerank(
+        query,
+        [c.text for c in cands],
+        first_stage_scores=[c.score for c in cands],
+        ids=[c.id for c in cands],
+        deduplicate=True,
+        **options,
+    )
+    return [(cands[h.index].id, h.score) for h in hits]
+
+
+def assert_same(got: Result, expected: Result) -> None:
+    assert [i for i, _ in got] == [i for i, _ in expected]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], atol=1e-6)
+
+
+def test_same_order_and_scores_as_the_core(rerank_with, shared: E2RankModel) -> None:
+    got = rerank_with(QUERY, candidates())
+    assert_same(got, core(shared, QUERY, candidates()))
+    assert got[0][0] == "d1"  # Paris
+    assert all(isinstance(s, float) and -1.0 <= s <= 1.0 for _, s in got)
+
+
+def test_partial_vectors_are_reused_and_the_rest_encoded(rerank_with, shared: E2RankModel) -> None:
+    cands = candidates()
+    vectors = shared.embed_documents([c.text for c in cands])
+    for c, v in list(zip(cands, vectors, strict=True))[::2]:
+        c.vector = v.tolist()
+    shared.cache.clear()
+    before = shared.encoded_texts
+    got = rerank_with(QUERY, cands, reuse=True)
+    # only the three documents without a vector, plus the prompt, went through the model
+    assert shared.encoded_texts - before == len(cands) - len(cands[::2]) + 1
+    assert_same(got, core(shared, QUERY, candidates()))
+
+
+def test_scale_and_threshold_apply_to_the_reported_score(rerank_with, shared: E2RankModel) -> None:
+    raw = core(shared, QUERY, candidates())
+    scaled = rerank_with(QUERY, candidates(), scale_score=True)
+    assert_same(scaled, [(i, scale_score(s)) for i, s in raw])
+    cut = scale_score(raw[2][1])  # keep exactly the best three, judged on the scaled score
+    kept = rerank_with(QUERY, candidates(), scale_score=True, score_threshold=cut)
+    assert [i for i, _ in kept] == [i for i, _ in raw[:3]]
+    assert [i for i, _ in rerank_with(QUERY, candidates(), score_threshold=raw[1][1])] == [i for i, _ in raw[:2]]
+    assert len(rerank_with(QUERY, candidates(), top_k=2, score_threshold=-1.0)) == 2  # threshold before top-k
+
+
+def test_duplicates_are_ranked_once_and_not_boosted(rerank_with) -> None:
+    paris, berlin = Candidate("paris", TEXTS[1]), Candidate("berlin", TEXTS[0])
+    once = rerank_with(QUERY, [berlin, paris])
+    twice = rerank_with(QUERY, [berlin, Candidate("berlin", TEXTS[0]), paris])
+    assert [i for i, _ in once] == ["paris", "berlin"]
+    assert sorted(i for i, _ in twice) == ["berlin", "paris"]
+    assert_same(twice, once)
+
+
+def test_prompt_follows_first_stage_scores_not_arrival_order(rerank_with) -> None:
+    # Two retrievers joined in either order: the same documents and scores, different arrival order.
+    cands = candidates(with_scores=True)
+    forward = rerank_with(QUERY, cands, num_input_docs=3)
+    backward = rerank_with(QUERY, cands[::-1], num_input_docs=3)
+    assert_same(forward, backward)
+
+
+def test_bad_input_gives_the_same_error_class_everywhere(rerank_with) -> None:
+    with pytest.raises(ValueError, match="top_"):
+        rerank_with(QUERY, candidates(), top_k=0)
+    with pytest.raises(TypeError, match="score_threshold"):
+        rerank_with(QUERY, candidates(), score_threshold="abc")
+    with pytest.raises(ValueError, match="score_threshold"):
+        rerank_with(QUERY, candidates(), score_threshold=float("nan"))
+    with pytest.raises(TypeError, match="scale_score"):
+        rerank_with(QUERY, candidates(), scale_score="no")
+    with pytest.raises(TypeError, match="trust_remote_code"):
+        rerank_with(QUERY, candidates(), trust_remote_code="false")
+    with pytest.raises(ValueError, match="dtype"):
+        rerank_with(QUERY, candidates(), dtype="int8")
+    with pytest.raises(TypeError, match="numm_input_docs"):
+        rerank_with(QUERY, candidates(), numm_input_docs=3)  # misspelled: an error, never ignored
+    wrong = candidates()
+    wrong[0].vector = [0.1] * 7
+    with pytest.raises(ValueError, match=r"dimension 7.*384-dimensional"):
+        rerank_with(QUERY, wrong, reuse=True)
+    with pytest.raises(ValueError, match="query"):
+        rerank_with("   ", candidates())
+    assert rerank_with(QUERY, []) == []
+
+
+def test_numpy_integers_are_integers(rerank_with) -> None:
+    assert len(rerank_with(QUERY, candidates(), top_k=np.int64(2))) == 2
+
+
+def test_one_loaded_model_across_frameworks() -> None:
+    haystack_embedder = E2RankDocumentEmbedder(model=MODEL, device="cpu")
+    llama = LlamaRerank(model_name=MODEL)  # LlamaIndex's usual spelling
+    langchain = LangChainRerank(model=MODEL)
+    assert haystack_embedder.e2rank_model is llama.e2rank_model is langchain.e2rank_model
+    assert E2RankTextEmbedder(model=MODEL).e2rank_model is E2RankEmbedding(model=MODEL).e2rank_model
+    assert E2RankEmbeddings(model_name=MODEL).e2rank_model is langchain.e2rank_model
+
+
+def test_haystack_settings_fail_at_load_not_at_run() -> None:
+    for bad, error in [
+        ({"meta_fields_to_embed": "title"}, TypeError),
+        ({"model": ""}, ValueError),
+        ({"model": 123}, TypeError),
+        ({"embedding_separator": 5}, TypeError),
+    ]:
+        with pytest.raises(error):
+            E2RankRanker.from_dict({"type": f"{E2RankRanker.__module__}.E2RankRanker", "init_parameters": bad})
+
+
+def test_haystack_joiner_order_does_not_change_the_ranking(shared: E2RankModel) -> None:
+    """A hybrid pipeline: two retrievers joined (concatenate), connected in either order, then the ranker."""
+    from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+
+    store = InMemoryDocumentStore()
+    docs = E2RankDocumentEmbedder(model=MODEL, progress_bar=False).run([HaystackDocument(content=t) for t in TEXTS])
+    store.write_documents(docs["documents"])
+
+    def pipeline(first: str, second: str) -> Pipeline:
+        p = Pipeline()
+        p.add_component("embedder", E2RankTextEmbedder(model=MODEL))
+        p.add_component("dense", InMemoryEmbeddingRetriever(store, top_k=4))
+        p.add_component("bm25", InMemoryBM25Retriever(store, top_k=4))
+        p.add_component("joiner", DocumentJoiner(join_mode="concatenate"))
+        p.add_component("ranker", E2RankRanker(model=MODEL, num_input_docs=3, top_k=5))
+        p.connect("embedder.embedding", "dense.query_embedding")
+        p.connect(f"{first}.documents", "joiner.documents")
+        p.connect(f"{second}.documents", "joiner.documents")
+        p.connect("joiner.documents", "ranker.documents")
+        return p
+
+    inputs = {"embedder": {"text": QUERY}, "bm25": {"query": QUERY}, "ranker": {"query": QUERY}}
+    one = pipeline("dense", "bm25").run(inputs)["ranker"]["documents"]
+    other = pipeline("bm25", "dense").run(inputs)["ranker"]["documents"]
+    assert [d.id for d in one] == [d.id for d in other]
+    assert "Paris is the capital" in one[0].content
