@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 
 from .settings import ServerSettings
 
 _DEFAULTS = ServerSettings()
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,11 +86,37 @@ def _run(args: argparse.Namespace) -> int:
     logger = logging.getLogger("e2rank.server")
     if args.host not in {"127.0.0.1", "localhost", "::1"} and settings.api_key is None:
         logger.warning("e2rank serve: listening on %s without --api-key: anyone who can reach it can use it", args.host)
-    uvicorn.run(
-        create_app(args.model, settings),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=args.graceful_timeout,
-    )
+    # uvicorn drains in-flight requests on SIGTERM / SIGINT, then re-raises the signal to the handler it found:
+    # with these, a drained shutdown ends with exit status 0 instead of "killed by SIGTERM".
+    stopped_by: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, frame: stopped_by.append(number)) for sig in _STOP_SIGNALS}
+    try:
+        uvicorn.run(
+            create_app(args.model, settings),
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            timeout_graceful_shutdown=args.graceful_timeout,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped_by:
+        logger.info("e2rank serve: stopped by %s after draining", signal.Signals(stopped_by[0]).name)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m e2rank_core.server.cli serve ...``: the same command without the other sub-commands."""
+    parser = argparse.ArgumentParser(prog="e2rank")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    if args.model is None:
+        from ..resolve import default_model
+
+        args.model = default_model()
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

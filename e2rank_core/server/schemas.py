@@ -76,7 +76,9 @@ class RerankRequestV2(_Request):
     query: Query
     documents: list[DocumentItem] = Field(min_length=1, description="Strings (or e2rank's `{text, embedding}`).")
     top_n: PositiveInt | None = Field(default=None, description="Return only the best N (default: all).")
-    max_tokens_per_doc: PositiveInt = Field(default=4096, description="Cut each document to this many tokens.")
+    max_tokens_per_doc: PositiveInt | None = Field(
+        default=None, description="Cut each document to this many tokens (Cohere's default, 4096, when null)."
+    )
     return_documents: bool = Field(default=False, description="Include each document's text in the results.")
 
 
