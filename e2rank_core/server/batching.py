@@ -90,74 +90,26 @@ class _Pending:
 
 
 # ------------------------------------------------------------------------------------------ model-side work
-def count_tokens(model: E2RankModel, texts: Sequence[str]) -> list[int]:
-    """Document tokens per text (no special tokens); ``model.count_tokens`` where the core has it."""
-    if not texts:
-        return []
-    method = getattr(model, "count_tokens", None)
-    if method is not None:
-        return [int(n) for n in method(list(texts))]
-    encoded = model.backend.tokenizer(list(texts), add_special_tokens=False, verbose=False)
-    return [len(ids) for ids in encoded["input_ids"]]
-
-
-def truncate_to_tokens(model: E2RankModel, texts: Sequence[str], max_tokens: int) -> list[str]:
-    """Cut texts to ``max_tokens`` document tokens; ``model.truncate_to_tokens`` where the core has it."""
-    if not texts:
-        return []
-    method = getattr(model, "truncate_to_tokens", None)
-    if method is not None:
-        return list(method(list(texts), max_tokens))
-    encoded = model.backend.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    out = []
-    for text, offsets in zip(texts, encoded["offset_mapping"], strict=True):
-        out.append(text if len(offsets) <= max_tokens else text[: offsets[max_tokens - 1][1]])
-    return out
-
-
-def _document_matrix(model: E2RankModel, job: RerankJob, missing_vectors: np.ndarray) -> np.ndarray:
-    """The job's (n, dim) document matrix: the caller's vectors where given, freshly embedded ones elsewhere."""
-    assert job.embeddings is not None
-    matrix = np.empty((len(job.documents), model.dimension), dtype=np.float32)
-    row = 0
-    for i, vector in enumerate(job.embeddings):
-        if vector is None:
-            matrix[i] = missing_vectors[row]
-            row += 1
-        else:
-            matrix[i] = np.asarray(vector, dtype=np.float32)
-    return model.check_document_embeddings(matrix, len(job.documents))
-
-
 def run_rerank_jobs(model: E2RankModel, jobs: Sequence[RerankJob]) -> list[RerankOutcome]:
-    """Rerank every job with one ``rerank_batch`` call (blocking; runs in the model thread)."""
-    queries, doc_lists, matrices, totals = [], [], [], []
+    """Rerank every job with one ``rerank_batch`` call (blocking; runs in the model thread).
+
+    Documents that came with a vector are not encoded (the core validates and reuses it); the others are encoded
+    together, or found in the model's cache.
+    """
+    doc_lists, totals = [], []
     for job in jobs:
         documents = job.documents
         if job.max_tokens_per_doc is not None:
-            documents = truncate_to_tokens(model, documents, job.max_tokens_per_doc)
-        queries.append(job.query)
+            documents = model.truncate_to_tokens(documents, job.max_tokens_per_doc)
         doc_lists.append(documents)
-        totals.append(sum(count_tokens(model, [job.query, *documents])))
-    # Documents that came without a vector next to ones that came with one: embed the gaps, all jobs together.
-    gap_jobs = [i for i, job in enumerate(jobs) if job.embeddings is not None]
-    gap_texts = [doc_lists[i][d] for i in gap_jobs for d, v in enumerate(jobs[i].embeddings or []) if v is None]
-    gap_vectors = model.embed_documents(gap_texts) if gap_texts else np.zeros((0, model.dimension), np.float32)
-    start = 0
-    for job in jobs:
-        if job.embeddings is None:
-            matrices.append(None)
-            continue
-        n_missing = sum(v is None for v in job.embeddings)
-        matrices.append(_document_matrix(model, job, gap_vectors[start : start + n_missing]))
-        start += n_missing
-    rankings = model.rerank_batch(queries, doc_lists, document_embeddings=matrices)
+        totals.append(sum(model.count_tokens([job.query, *documents])))
+    rankings = model.rerank_batch(
+        [job.query for job in jobs], doc_lists, document_embeddings=[job.embeddings for job in jobs]
+    )
     outcomes = []
     for job, ranking, total in zip(jobs, rankings, totals, strict=True):
         # Report the documents as the caller sent them, not cut to max_tokens_per_doc.
-        ranked = [
-            RankedDocument(index=hit.index, score=hit.score, document=job.documents[hit.index]) for hit in ranking
-        ]
+        ranked = [RankedDocument(hit.index, hit.score, job.documents[hit.index]) for hit in ranking]
         outcomes.append(RerankOutcome(ranked, total))
     return outcomes
 
@@ -174,7 +126,7 @@ def run_embed_jobs(model: E2RankModel, jobs: Sequence[EmbedJob]) -> list[EmbedOu
         start = 0
         for i in members:
             n = len(jobs[i].texts)
-            outcomes[i] = EmbedOutcome(vectors[start : start + n], sum(count_tokens(model, jobs[i].texts)))
+            outcomes[i] = EmbedOutcome(vectors[start : start + n], sum(model.count_tokens(jobs[i].texts)))
             start += n
     return outcomes  # type: ignore[return-value]
 
