@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_core.embeddings import Embeddings
 from pydantic import Field
 
-from ._model import E2RankModelFields
+from e2rank_core.pydantic_fields import E2RankModelFields
 
 
 class E2RankEmbeddings(E2RankModelFields, Embeddings):
@@ -31,6 +31,7 @@ class E2RankEmbeddings(E2RankModelFields, Embeddings):
 
     query_instruction: str | None = Field(default=None, description="retrieval task; None = the paper's default")
     plain_queries: bool | None = Field(default=None, description="bare queries; None follows the model")
+    batch_size: int = Field(default=32, ge=1, description="texts per forward pass")
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (raw text): one L2-normalised vector per text."""

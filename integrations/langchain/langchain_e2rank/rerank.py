@@ -11,12 +11,10 @@ import numpy as np
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables.config import run_in_executor
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from e2rank_core.settings import check_threshold, check_top_k
+from e2rank_core.pydantic_fields import E2RankRerankFields
 from e2rank_core.validation import check_optional_positive_int
-
-from ._model import E2RankModelFields
 
 Vectors = Sequence[Sequence[float] | None] | np.ndarray
 
@@ -24,7 +22,7 @@ Vectors = Sequence[Sequence[float] | None] | np.ndarray
 FIRST_STAGE_SCORE_KEYS = ("score", "relevance_score", "similarity_score")
 
 
-class E2RankRerank(E2RankModelFields, BaseDocumentCompressor):
+class E2RankRerank(E2RankRerankFields, BaseDocumentCompressor):
     """Rerank retrieved documents with E2Rank; use it in a ``ContextualCompressionRetriever`` or an LCEL chain.
 
     Usage::
@@ -57,28 +55,8 @@ class E2RankRerank(E2RankModelFields, BaseDocumentCompressor):
     """
 
     top_n: int | None = Field(default=3, description="documents to return; None returns all")
-    num_input_docs: int = Field(default=20, description="candidates written into the listwise prompt")
-    score_threshold: float | None = Field(default=None, description="drop documents whose (scaled) score is below")
-    scale_score: bool = Field(default=False, description="report (cos + 1) / 2 in [0, 1] instead of the cosine")
     embedding_metadata_key: str | None = Field(default=None, description="metadata key holding document vectors")
     first_stage_score_key: str | None = Field(default=None, description="metadata key of the first-stage score")
-    window_size: int | None = Field(default=None, description="sliding windows of this size instead of one prompt")
-    stride: int = Field(default=10, description="sliding-window step")
-
-    @field_validator("top_n", "window_size", mode="before")
-    @classmethod
-    def _optional_positive(cls, value: Any, info: Any) -> int | None:
-        return check_optional_positive_int(str(info.field_name), value)
-
-    @field_validator("num_input_docs", "stride", "batch_size", mode="before")
-    @classmethod
-    def _positive(cls, value: Any, info: Any) -> int:
-        return check_top_k(str(info.field_name), value)
-
-    @field_validator("score_threshold", mode="before")
-    @classmethod
-    def _threshold(cls, value: Any) -> float | None:
-        return check_threshold("score_threshold", value)
 
     def rerank(
         self,
@@ -116,14 +94,8 @@ class E2RankRerank(E2RankModelFields, BaseDocumentCompressor):
                 doc.id if isinstance(doc, Document) and doc.id is not None else ("text", t)
                 for doc, t in zip(docs, texts, strict=True)
             ],
-            deduplicate=True,
             top_k=top_n,
-            score_threshold=self.score_threshold,
-            scale_score=self.scale_score,
-            num_input_docs=self.num_input_docs,
-            window_size=self.window_size,
-            stride=self.stride,
-            batch_size=self.batch_size,
+            **self.core_options(),
         )
         return [{"index": hit.index, "relevance_score": float(hit.score)} for hit in hits]
 

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import ConfigDict, Field, field_validator, model_validator
+from llama_index.core.bridge.pydantic import Field, model_validator
 
-from e2rank_core import E2RankModel, default_model
-from e2rank_core.settings import (
-    ModelSettings,
-    check_device,
-    check_dtype,
-    check_flag,
-    check_model_name,
-    reject_unknown_arguments,
-)
+from e2rank_core.pydantic_fields import E2RankModelFields
 
 
-class E2RankEmbedding(BaseEmbedding):
+class E2RankEmbedding(E2RankModelFields, BaseEmbedding):
     """Embed nodes and queries with the model that also reranks (see ``E2RankRerank``).
 
     Usage::
@@ -44,63 +35,20 @@ class E2RankEmbedding(BaseEmbedding):
       model and settings. Async methods run in a worker thread.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(default_factory=default_model, description="E2Rank model id or local path")
     query_instruction: str | None = Field(default=None, description="retrieval task for queries; None = paper's")
     plain_queries: bool | None = Field(default=None, description="bare queries; None follows the model")
-    device: str | None = Field(default=None, description="cpu, cuda, mps; None picks the best available")
-    dtype: str | None = Field(default=None, description="float32, float16 or bfloat16; None: float32 on CPU")
-    token: str | None = Field(default=None, description="Hugging Face token", exclude=True, repr=False)
-    model_kwargs: dict[str, Any] | None = Field(default=None, description="passed to from_pretrained")
-    trust_remote_code: bool = Field(default=False, description="allow custom model code from the checkpoint")
     embed_batch_size: int = Field(default=32, gt=0, le=2048, description="texts per forward pass")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _aliases(cls, values: Any) -> Any:
-        if isinstance(values, dict):
-            values = dict(values)
-            model, alias = values.get("model"), values.get("model_name")
-            if model is not None and alias is not None and model != alias:
-                raise ValueError(f"model ({model!r}) and model_name ({alias!r}) disagree; pass one of them")
-            chosen = check_model_name(model if model is not None else alias) or default_model()
-            values["model"] = values["model_name"] = chosen
-            if "batch_size" in values:  # the spelling of the other e2rank adapters
-                values["embed_batch_size"] = values.pop("batch_size")
-            reject_unknown_arguments(cls.__name__, values, cls.model_fields)
-        return values
-
-    @field_validator("trust_remote_code", mode="before")
-    @classmethod
-    def _flag(cls, value: Any) -> bool:
-        return check_flag("trust_remote_code", value)
-
-    @field_validator("plain_queries", mode="before")
-    @classmethod
-    def _plain(cls, value: Any) -> bool | None:
-        return None if value is None else check_flag("plain_queries", value)
-
-    @field_validator("device", mode="before")
-    @classmethod
-    def _device(cls, value: Any) -> str | None:
-        return check_device(value)
-
-    @field_validator("dtype", mode="before")
-    @classmethod
-    def _dtype(cls, value: Any) -> str | None:
-        return check_dtype(value)
+    @model_validator(mode="after")
+    def _same_model_name(self) -> E2RankEmbedding:
+        # LlamaIndex reads model_name; e2rank reads model: both always name the same model.
+        if self.model_name != self.model:
+            object.__setattr__(self, "model_name", self.model)
+        return self
 
     @classmethod
     def class_name(cls) -> str:
         return "E2RankEmbedding"
-
-    @property
-    def e2rank_model(self) -> E2RankModel:
-        """The loaded :class:`~e2rank_core.E2RankModel` (loaded on first access, shared per settings)."""
-        return ModelSettings(
-            self.model, self.device, self.dtype, self.token, self.trust_remote_code, self.model_kwargs
-        ).load()
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self.e2rank_model.embed_queries([query], instruction=self.query_instruction, plain=self.plain_queries)[

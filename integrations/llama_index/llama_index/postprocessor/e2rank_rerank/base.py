@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from llama_index.core.bridge.pydantic import ConfigDict, Field, field_validator, model_validator
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from e2rank_core import E2RankModel, default_model
-from e2rank_core.settings import (
-    ModelSettings,
-    check_device,
-    check_dtype,
-    check_flag,
-    check_model_name,
-    check_threshold,
-    check_top_k,
-    reject_unknown_arguments,
-    resolve_alias,
-)
-from e2rank_core.validation import check_optional_positive_int
+from e2rank_core.pydantic_fields import E2RankRerankFields
 
 dispatcher = get_dispatcher(__name__)
 
@@ -31,7 +17,7 @@ dispatcher = get_dispatcher(__name__)
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 
 
-class E2RankRerank(BaseNodePostprocessor):
+class E2RankRerank(E2RankRerankFields, BaseNodePostprocessor):
     """Rerank retrieved nodes with E2Rank (one embedding model as retriever and listwise reranker).
 
     Usage::
@@ -66,79 +52,13 @@ class E2RankRerank(BaseNodePostprocessor):
     settings. Emits ``ReRankStartEvent``/``ReRankEndEvent`` and the legacy ``CBEventType.RERANKING`` event.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(default_factory=default_model, description="E2Rank model id or local path")
     top_n: int = Field(default=5, description="how many nodes to return (at most)")
-    num_input_docs: int = Field(default=20, description="candidates written into the listwise prompt")
-    score_threshold: float | None = Field(default=None, description="drop nodes whose (scaled) score is below this")
-    scale_score: bool = Field(default=False, description="report (cos + 1) / 2 in [0, 1] instead of the cosine")
     use_node_embeddings: bool = Field(default=False, description="reuse node.embedding instead of re-encoding")
-    window_size: int | None = Field(default=None, description="sliding windows of this size instead of one prompt")
-    stride: int = Field(default=10, description="sliding-window step")
     keep_retrieval_score: bool = Field(default=False, description="keep the previous score in metadata")
-    batch_size: int = Field(default=32, description="node texts per forward pass")
-    device: str | None = Field(default=None, description="cpu, cuda, mps; None picks the best available")
-    dtype: str | None = Field(default=None, description="float32, float16 or bfloat16; None: float32 on CPU")
-    token: str | None = Field(default=None, description="Hugging Face token", exclude=True, repr=False)
-    model_kwargs: dict[str, Any] | None = Field(default=None, description="passed to from_pretrained")
-    trust_remote_code: bool = Field(default=False, description="allow custom model code from the checkpoint")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _aliases(cls, values: Any) -> Any:
-        if isinstance(values, dict):
-            values = dict(values)
-            resolve_alias(values, "model", "model_name")
-            resolve_alias(values, "use_node_embeddings", "use_document_embeddings")
-            reject_unknown_arguments(cls.__name__, values, cls.model_fields)
-        return values
-
-    @field_validator("model", mode="before")
-    @classmethod
-    def _model(cls, value: Any) -> str:
-        return check_model_name(value) or default_model()
-
-    @field_validator("top_n", "num_input_docs", "batch_size", "stride", mode="before")
-    @classmethod
-    def _positive(cls, value: Any, info: Any) -> int:
-        return check_top_k(str(info.field_name), value)
-
-    @field_validator("scale_score", "use_node_embeddings", "keep_retrieval_score", "trust_remote_code", mode="before")
-    @classmethod
-    def _flag(cls, value: Any, info: Any) -> bool:
-        return check_flag(str(info.field_name), value)
-
-    @field_validator("window_size", mode="before")
-    @classmethod
-    def _window(cls, value: Any) -> int | None:
-        return check_optional_positive_int("window_size", value)
-
-    @field_validator("score_threshold", mode="before")
-    @classmethod
-    def _threshold(cls, value: Any) -> float | None:
-        return check_threshold("score_threshold", value)
-
-    @field_validator("device", mode="before")
-    @classmethod
-    def _device(cls, value: Any) -> str | None:
-        return check_device(value)
-
-    @field_validator("dtype", mode="before")
-    @classmethod
-    def _dtype(cls, value: Any) -> str | None:
-        return check_dtype(value)
 
     @classmethod
     def class_name(cls) -> str:
         return "E2RankRerank"
-
-    @property
-    def e2rank_model(self) -> E2RankModel:
-        """The loaded :class:`~e2rank_core.E2RankModel` (loaded on first access, shared per settings)."""
-        return ModelSettings(
-            self.model, self.device, self.dtype, self.token, self.trust_remote_code, self.model_kwargs
-        ).load()
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -164,14 +84,8 @@ class E2RankRerank(BaseNodePostprocessor):
                 document_embeddings=[n.node.embedding if self.use_node_embeddings else None for n in nodes],
                 first_stage_scores=[n.score for n in nodes],
                 ids=[n.node.node_id for n in nodes],
-                deduplicate=True,
                 top_k=self.top_n,
-                score_threshold=self.score_threshold,
-                scale_score=self.scale_score,
-                num_input_docs=self.num_input_docs,
-                window_size=self.window_size,
-                stride=self.stride,
-                batch_size=self.batch_size,
+                **self.core_options(),
             )
             reranked = [self._rescored(nodes[hit.index], hit.score) for hit in hits]
             event.on_end(payload={EventPayload.NODES: reranked})
