@@ -6,9 +6,9 @@ Run: ``python benchmarks/serve.py`` (about 3-4 minutes on an idle 2-core CPU; ``
 
 The issue asks for 1,000 requests of 100 candidates at concurrency 1, 8 and 32. On 2 CPU cores a MiniLM prompt
 forward pass costs ~50 ms, so that is scaled down to a fixed, bounded count per cell (``--requests``, default
-32/64/96 for concurrency 1/8/32) and a time cap per cell (``--max-seconds``; no new request after it). Every
-request is a Cohere v2 rerank of 100 candidates (TREC DL 2019 passages and queries when ../shared/data is present,
-otherwise generated text), each request with its own query and its own window of candidates.
+16/48/96 for concurrency 1/8/32, 8 cold ones) and a time cap per cell (``--max-seconds``, 90 s; no new request
+after it). Every request is a Cohere v2 rerank of 100 candidates (TREC DL 2019 passages and queries when
+../shared/data is present, otherwise generated text), each request with its own query and window of candidates.
 
 * **cached**: the candidates were embedded through the service first (``/v2/embed``), so each rerank is one
   forward pass of the listwise prompt; measured with batching on (``--max-batch-size 32 --max-wait-ms 5``) and off
@@ -117,9 +117,9 @@ def embed_through_service(url: str, texts: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, nargs=3, default=[32, 64, 96], help="requests at concurrency 1 8 32")
-    parser.add_argument("--cold-requests", type=int, default=16, help="cold requests (concurrency 8)")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="time cap per cell")
+    parser.add_argument("--requests", type=int, nargs=3, default=[16, 48, 96], help="requests at concurrency 1 8 32")
+    parser.add_argument("--cold-requests", type=int, default=8, help="cold requests (concurrency 8)")
+    parser.add_argument("--max-seconds", type=float, default=90.0, help="time cap per cell")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server process")
     parser.add_argument("--quick", action="store_true", help="smoke run: a few requests per cell")
     parser.add_argument("--output", type=Path, default=RESULTS)

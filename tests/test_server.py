@@ -85,6 +85,45 @@ def test_health_models_docs_metrics(server):
     assert "e2rank_cache_hits_total" in text and "e2rank_model_loaded 1.0" in text
 
 
+def test_settings_from_env_and_the_zero_argument_factory(monkeypatch):
+    from e2rank_core.server import ServerSettings, app_from_env
+
+    env = {"E2RANK_API_KEY": "k", "E2RANK_MAX_QUEUE": "7", "E2RANK_BATCHING": "0", "E2RANK_MAX_WAIT_MS": "2.5"}
+    settings = ServerSettings.from_env(env)
+    assert (settings.api_key, settings.max_queue, settings.batching, settings.max_wait_ms) == ("k", 7, False, 2.5)
+    with pytest.raises(ValueError, match="E2RANK_MAX_QUEUE"):
+        ServerSettings.from_env({"E2RANK_MAX_QUEUE": "many"})
+    with pytest.raises(ValueError, match="max_documents"):
+        ServerSettings(max_documents=0)
+
+    monkeypatch.setenv("E2RANK_MODEL", "some/model-that-is-not-loaded-yet")
+    monkeypatch.setenv("E2RANK_API_KEY", "k")
+    app = app_from_env()  # the model loads in the lifespan, which has not run: /health says so
+
+    async def probe():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://e2rank") as client:
+            health = await client.get("/health")
+            rerank = await client.post(
+                "/v1/rerank", json={"query": "q", "documents": ["d"]}, headers={"Authorization": "Bearer k"}
+            )
+            return health, rerank
+
+    health, rerank = asyncio.run(probe())
+    assert health.status_code == 503 and health.json()["status"] == "loading"
+    assert rerank.status_code == 503 and rerank.headers["retry-after"] == "1"
+
+
+def test_cli_module_imports_no_web_framework():
+    import subprocess
+    import sys
+
+    heavy = "{'fastapi', 'uvicorn', 'prometheus_client'}"
+    code = f"import sys, e2rank_core.server.cli, e2rank_core.server; print(sorted({heavy} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 # ------------------------------------------------------------------------------------------ clients
 def test_cohere_client_v1_sync_and_async(server, model):
     import cohere
