@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .resolve import available_offline_models, default_model
+from .validation import check_optional_positive_int, check_positive_int, check_query
 
 #: Sub-commands that live in their own modules; each module has ``register(subparsers)``.
 _PLUGIN_COMMANDS = (
@@ -22,37 +23,55 @@ _PLUGIN_COMMANDS = (
 )
 
 
-def _read_documents(stream: TextIO, input_format: str) -> list[str]:
+class InputError(ValueError):
+    """Bad command-line input, found before any model is loaded (exit code 2, one line, no traceback)."""
+
+
+def _read_documents(stream: TextIO, input_format: str, source: str) -> list[str]:
     documents: list[str] = []
-    for number, line in enumerate(stream, start=1):
+    try:
+        lines = list(stream)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    for number, line in enumerate(lines, start=1):
         line = line.rstrip("\n")
-        if input_format == "lines":
-            if line.strip():
-                documents.append(line)
-            continue
         if not line.strip():
+            continue
+        if input_format == "lines":
+            documents.append(line)
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SystemExit(
-                f"e2rank: line {number} is not JSON ({exc}); use --input-format lines for plain text"
+            raise InputError(
+                f"{source}, line {number}: not JSON ({exc}); use --input-format lines for plain text"
             ) from None
         text = record if isinstance(record, str) else record.get("text") if isinstance(record, dict) else None
         if not isinstance(text, str):
-            raise SystemExit(f"e2rank: line {number} has no string 'text' field")
+            raise InputError(f"{source}, line {number}: no string 'text' field")
         documents.append(text)
+    if not documents:
+        raise InputError(f"{source} holds no documents (empty or whitespace only)")
     return documents
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
+    # Every input check runs before the model loads: a mistake costs milliseconds, not a model load.
+    query = check_query(args.query)
+    top_k = check_optional_positive_int("--top-k", args.top_k)
+    check_positive_int("--num-input-docs", args.num_input_docs)
+    check_positive_int("--batch-size", args.batch_size)
+    if args.file == "-":
+        documents = _read_documents(sys.stdin, args.input_format, "standard input")
+    else:
+        try:
+            with open(args.file, encoding="utf-8") as handle:
+                documents = _read_documents(handle, args.input_format, args.file)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            raise InputError(f"cannot read {args.file}: {exc.strerror}") from None
+
     from .model import E2RankModel
 
-    if args.file == "-":
-        documents = _read_documents(sys.stdin, args.input_format)
-    else:
-        with open(args.file, encoding="utf-8") as handle:
-            documents = _read_documents(handle, args.input_format)
     model = E2RankModel(
         args.model,
         device=args.device,
@@ -61,7 +80,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         show_progress_bar=not args.quiet and len(documents) > 64,
     )
-    results = model.rerank(args.query, documents, top_k=args.top_k)
+    results = model.rerank(query, documents, top_k=top_k)
     for rank, hit in enumerate(results, start=1):
         if args.jsonl:
             print(
@@ -130,9 +149,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.model = default_model()
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"e2rank: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as exc:  # bad input, a missing model or file: the user's to fix
+        print(f"e2rank: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("e2rank: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything else is our bug: one line, the traceback only with --verbose
+        if args.verbose:
+            raise
+        print(
+            f"e2rank: internal error: {type(exc).__name__}: {_one_line(exc)} (run with -v for details)", file=sys.stderr
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

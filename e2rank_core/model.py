@@ -181,6 +181,7 @@ class E2RankModel:
     ) -> np.ndarray:
         """Embed documents (raw text + EOS for decoders): an ``(n, dimension)`` float32, L2-normalised array."""
         texts = check_texts("texts", texts)
+        batch_size = check_optional_positive_int("batch_size", batch_size)  # one rule, cached or not
         return self._embed(texts, kind="document", batch_size=batch_size, show_progress_bar=show_progress_bar)
 
     def embed_queries(
@@ -197,6 +198,7 @@ class E2RankModel:
         models never trained with instructions); ``None`` follows the model's ``plain_queries`` setting.
         """
         queries = check_texts("queries", queries)
+        batch_size = check_optional_positive_int("batch_size", batch_size)
         if instruction is not None and not isinstance(instruction, str):
             raise TypeError(f"instruction must be a string or None, got {type(instruction).__name__}")
         plain = self.plain_queries if plain is None else check_bool("plain", plain)

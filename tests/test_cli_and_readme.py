@@ -76,7 +76,7 @@ def test_cli_reports_bad_input_cleanly(capsys) -> None:
         main(["rerank", "--model", "sentence-transformers/all-MiniLM-L6-v2", "-q", "x", "--top-k", "0", str(CAPITALS)])
         == 2
     )
-    assert "top_k" in capsys.readouterr().err
+    assert "--top-k" in capsys.readouterr().err
     assert main(["rerank", "--model", "no-such/model-anywhere", "-q", "x", str(CAPITALS)]) == 2
     assert "not a local path" in capsys.readouterr().err
 
