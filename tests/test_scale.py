@@ -163,11 +163,8 @@ def test_bad_record_in_a_worker_is_reported(
     capsys.readouterr()
     base = ["embed", "--data", str(corpus), "--output", str(tmp_path / "x.parquet"), "--quiet"]
     assert main([*base, "--engine", "ray", "--workers", "2"]) == 2
-    message = capsys.readouterr().err.strip()
-    assert (
-        message
-        == f"e2rank: error: bad record in corpus.jsonl: record _id={bad['_id']!r}: 'text' must be a string, got null"
-    )
+    expected = f"bad record in corpus.jsonl: record _id={bad['_id']!r}: 'text' must be a string, got null"
+    assert f"e2rank: error: {expected}" in capsys.readouterr().err.splitlines()  # one line, not a traceback
     assert main(base) == 2  # the local engine says the same, with the line number
     assert f"record _id={bad['_id']!r} (line 58): 'text' must be a string, got null" in capsys.readouterr().err
 
@@ -193,6 +190,18 @@ def test_missing_ray_extra(dl19: Path, tmp_path: Path, monkeypatch: pytest.Monke
     err = capsys.readouterr().err.strip()
     assert err.startswith("e2rank: error: --engine ray needs Ray") and "pip install 'e2rank[ray]'" in err
     assert "\n" not in err
+
+
+def test_unreachable_cluster_fails_fast() -> None:
+    from e2rank_core.scale import ScaleError
+    from e2rank_core.scale.ray_engine import check_reachable
+
+    for address in ("127.0.0.1:1", "ray://127.0.0.1:1"):  # nothing listens on port 1
+        with pytest.raises(ScaleError, match=r"cannot reach the Ray cluster at .*127\.0\.0\.1:1"):
+            check_reachable(address)
+    with pytest.raises(ScaleError, match="--ray-address must be"):
+        check_reachable("not an address")
+    check_reachable("auto")  # left to Ray
 
 
 def test_cli_does_not_import_ray_until_asked() -> None:

@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
     ray = import_ray()
     started = False
     if not ray.is_initialized():
+        check_reachable(address or os.environ.get("RAY_ADDRESS"))
         kwargs: dict[str, Any] = {"address": address, "logging_level": logging.WARNING}
         if address is None and not os.environ.get("RAY_ADDRESS"):
             kwargs["include_dashboard"] = False  # a new local cluster: nothing to browse
@@ -88,19 +90,41 @@ def ray_session(address: str | None) -> Iterator[Any]:
             ray.shutdown()
 
 
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast when ``host:port`` (or ``ray://host:port``) does not accept connections: ``ray.init`` would retry
+    for minutes. ``None`` and ``auto`` are left to Ray (a new local cluster, or the one running here)."""
+    if not address or address in {"auto", "local"}:
+        return
+    target = address.removeprefix("ray://").rsplit("/", 1)[0]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ScaleError(f"--ray-address must be 'auto', 'host:port' or 'ray://host:port', got {address!r}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ScaleError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def _data_context(progress: bool) -> Iterator[Any]:
     """Ordered output and the progress setting, restored afterwards (the context is process-wide)."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
-    saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
+    data_logger = logging.getLogger("ray.data")
+    saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars, ctx.raise_original_map_exception)
+    level = data_logger.level
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = progress
+    ctx.raise_original_map_exception = True  # a worker's BadRecordError reaches the driver as itself
+    if not progress:
+        data_logger.setLevel(logging.WARNING)  # no "Starting execution ..." lines either
     try:
         yield ctx
     finally:
-        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
+        ctx.execution_options.preserve_order, ctx.enable_progress_bars, ctx.raise_original_map_exception = saved
+        data_logger.setLevel(level)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -112,14 +136,22 @@ def explain_failure(exc: BaseException) -> ScaleError:
     """The error to show for a failed Ray job: the worker's :class:`BadRecordError` if one is in the chain."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
+    texts: list[str] = []
     while todo:
         current = todo.pop()
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, ScaleError):
-            return current
+        if isinstance(current, ScaleError) and not type(current).__name__.startswith("RayTaskError"):
+            return current  # the worker's own error (Ray's wrapper prints the whole traceback as its message)
+        texts.append(str(current))
         todo.extend([getattr(current, "cause", None), current.__cause__, current.__context__])
+    # Ray may hand back the worker's error as text only (its traceback, wrapped): find our line in it.
+    for text in texts:
+        for line in text.splitlines():
+            for name in ("BadRecordError: ", "ScaleError: "):
+                if name in line:
+                    return ScaleError(line.split(name, 1)[1].strip())
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     detail = next((line for line in reversed(lines) if not line.startswith(("File ", "^", "~"))), type(exc).__name__)
     return ScaleError(f"the Ray job failed: {detail}")
@@ -314,7 +346,7 @@ def rerank_run_ray(
             )
             vector_refs = None
             if embeddings is not None:
-                vector_refs = ray.data.read_parquet(str(embeddings), columns=["id", "vector"]).to_arrow_refs()
+                vector_refs = ray.data.read_parquet(str(embeddings)).select_columns(["id", "vector"]).to_arrow_refs()
         except ScaleError:
             raise
         except Exception as exc:
