@@ -208,14 +208,17 @@ def write_report(result: dict) -> None:
         )
     out += [
         "",
-        "Reading the table: on 2 cores Ray cannot add compute, since its workers share the same two cores the local "
-        "engine's torch threads use, and every Ray run pays actor start-up, a model load per worker and (for "
-        "`rerank-run`) loading the corpus lookup into the object store; with 20 queries that start-up dominates "
-        "`rerank-run`. A Ray row faster than local (embed, 1 worker, in this run) most likely comes from the shared, loaded "
-        "machine: the actor runs torch with one thread per CPU it holds, the local process with two, and on cores "
-        "busy with other jobs fewer threads contend less. `n/a (noise)` marks a full run that was not slower than "
-        "its tiny run. The point of the Ray engine is the cluster: the same command on N machines or GPUs, with "
-        "output identical to the local engine's (tests/test_scale.py).",
+        (
+            "Reading the table: on 2 cores Ray cannot add compute, since its workers share the same two cores the"
+            " local engine's torch threads use, and every Ray run pays actor start-up, a model load per worker "
+            "and (for `rerank-run`) loading the corpus lookup into the object store; with 20 queries that start-"
+            "up dominates `rerank-run`. A Ray row faster than local (embed, 1 worker, in this run) most likely "
+            "comes from the shared, loaded machine: the actor runs torch with one thread per CPU it holds, the "
+            "local process with two, and on cores busy with other jobs fewer threads contend less. `n/a (noise)` "
+            "marks a full run that was not slower than its tiny run. The point of the Ray engine is the cluster: "
+            "the same command on N machines or GPUs, with output identical to the local engine's "
+            "(tests/test_scale.py)."
+        ),
         "",
         "## Capacity plan",
         "",
