@@ -162,7 +162,7 @@ def test_bad_record_in_a_worker_is_reported(
     corpus.write_text("\n".join(records) + "\n", encoding="utf-8")
     capsys.readouterr()
     base = ["embed", "--data", str(corpus), "--output", str(tmp_path / "x.parquet"), "--quiet"]
-    assert main([*base, "--engine", "ray", "--workers", "2"]) == 2
+    assert main([*base, "--engine", "ray", "--workers", "1"]) == 2
     expected = f"bad record in corpus.jsonl: record _id={bad['_id']!r}: 'text' must be a string, got null"
     assert f"e2rank: error: {expected}" in capsys.readouterr().err.splitlines()  # one line, not a traceback
     assert main(base) == 2  # the local engine says the same, with the line number

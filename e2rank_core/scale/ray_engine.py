@@ -241,9 +241,7 @@ def embed_ray(data: str | Path, output: str | Path, kind: Kind, options: EngineO
                     writer = pq.ParquetWriter(str(output), table.schema)
                 writer.write_table(table)
                 count += table.num_rows
-        except ScaleError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # Ray wraps a worker's ScaleError in a RayTaskError subclass of it: unwrap
             raise explain_failure(exc) from None
         finally:
             if writer is not None:
@@ -347,9 +345,7 @@ def rerank_run_ray(
             vector_refs = None
             if embeddings is not None:
                 vector_refs = ray.data.read_parquet(str(embeddings)).select_columns(["id", "vector"]).to_arrow_refs()
-        except ScaleError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # Ray wraps a worker's ScaleError in a RayTaskError subclass of it: unwrap
             raise explain_failure(exc) from None
         # Small ranges when there are few queries, so every worker gets some; at most one model batch each.
         per_range = max(1, min(options.batch_size, math.ceil(n_queries / (options.workers * 4))))
@@ -384,9 +380,7 @@ def rerank_run_ray(
                         handle.write(str(text))
                         written += len({line.split(" ", 1)[0] for line in str(text).splitlines()})
                         skipped += int(missing)
-        except ScaleError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # Ray wraps a worker's ScaleError in a RayTaskError subclass of it: unwrap
             raise explain_failure(exc) from None
     if skipped:
         logger.warning("e2rank rerank-run: %d queries of the run are not in the queries file; skipped", skipped)
