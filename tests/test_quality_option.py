@@ -1,0 +1,198 @@
+"""Issue #19: the Rocchio-style scoring option, the dev split of the selection protocol, the shipped model's card.
+
+Real models and the real shared collections; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA_DIR
+
+from e2rank_core.rocchio import combine_query_embedding
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _selection_module():
+    spec = importlib.util.spec_from_file_location("e2rank_selection", ROOT / "benchmarks" / "selection.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _hand_combine(p: list[float], q: list[float], w: float) -> list[float]:
+    """The formula written out in plain Python: normalize(p / |p| + w * q / |q|)."""
+    p_norm = math.sqrt(sum(x * x for x in p))
+    q_norm = math.sqrt(sum(x * x for x in q))
+    mixed = [a / p_norm + w * b / q_norm for a, b in zip(p, q, strict=True)]
+    norm = math.sqrt(sum(x * x for x in mixed))
+    return [x / norm for x in mixed]
+
+
+# ------------------------------------------------------------------------------------------ the pure function
+@pytest.mark.parametrize("weight", [0.0, 0.25, 0.5, 1.0, 3.0])
+def test_combine_matches_hand_computation(weight: float) -> None:
+    p, q = [3.0, -1.0, 2.0, 0.5], [0.1, 4.0, -2.0, 1.0]
+    got = combine_query_embedding(np.array(p), np.array(q), weight)
+    assert got.dtype == np.float32 and got.shape == (4,)
+    np.testing.assert_allclose(got, _hand_combine(p, q, weight), rtol=1e-6, atol=1e-7)
+    assert math.isclose(float(np.linalg.norm(got)), 1.0, rel_tol=1e-6)
+
+
+def test_combine_row_wise_on_matrices_and_limits() -> None:
+    rng = np.random.default_rng(0)
+    p, q = rng.normal(size=(3, 8)), rng.normal(size=(3, 8))
+    got = combine_query_embedding(p, q, 0.5)
+    for row in range(3):
+        np.testing.assert_allclose(got[row], _hand_combine(list(p[row]), list(q[row]), 0.5), rtol=1e-5, atol=1e-6)
+    # weight 0 is the paper's listwise score; a large weight tends to the query's own direction
+    np.testing.assert_allclose(combine_query_embedding(p, q, 0.0), p / np.linalg.norm(p, axis=1, keepdims=True), 1e-6)
+    far = combine_query_embedding(p, q, 1e6)
+    np.testing.assert_allclose(far, q / np.linalg.norm(q, axis=1, keepdims=True), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        (([1.0, 0.0], [0.0, 1.0], -0.5), ValueError, "finite and >= 0"),
+        (([1.0, 0.0], [0.0, 1.0], float("nan")), ValueError, "finite and >= 0"),
+        (([1.0, 0.0], [0.0, 1.0], True), TypeError, "real number"),
+        (([1.0, 0.0], [0.0, 1.0], "0.5"), TypeError, "real number"),
+        (([1.0, 0.0], [0.0, 1.0, 0.0], 0.5), ValueError, "shape"),
+        (([1.0, float("inf")], [0.0, 1.0], 0.5), ValueError, "NaN or infinite"),
+        (([0.0, 0.0], [0.0, 1.0], 0.5), ValueError, "all-zero"),
+        (([[[1.0]]], [[[1.0]]], 0.5), ValueError, "vector"),
+        (([1.0, 0.0], [-1.0, 0.0], 1.0), ValueError, "cancel out"),
+        ((["a", "b"], [0.0, 1.0], 1.0), ValueError, "numeric"),
+    ],
+)
+def test_combine_rejects_bad_input(args: tuple, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        combine_query_embedding(*args)
+
+
+# ------------------------------------------------------------------------------------------ on the real model
+@pytest.fixture(scope="module")
+def bundled():
+    from e2rank_core import E2RankModel
+
+    return E2RankModel("e2rank/minilm-l6-e2rank", device="cpu", cache_size=0)
+
+
+DOCS = [
+    "Paris is the capital and largest city of France.",
+    "Berlin is the capital of Germany.",
+    "Lyon is a large city in France, known for its cuisine.",
+    "The Eiffel Tower stands in Paris.",
+    "Madrid is the capital of Spain.",
+]
+
+
+def test_weight_zero_is_the_cores_listwise_score(bundled) -> None:
+    query = "What is the capital of France?"
+    doc_emb = bundled.embed_documents(DOCS)
+    prompt = bundled.embed_listwise_prompts([query], [DOCS])[0]
+    plain = bundled.embed_queries([query], plain=True)[0]
+    hits = bundled.rerank(query, DOCS, document_embeddings=doc_emb)
+    scores = doc_emb @ combine_query_embedding(prompt, plain, 0.0)
+    assert [h.index for h in hits] == list(np.argsort(-scores, kind="stable"))
+    np.testing.assert_allclose([h.score for h in hits], np.sort(scores)[::-1], atol=1e-5)
+
+
+def test_real_embeddings_combined_score_matches_hand_computation(bundled) -> None:
+    query = "What is the capital of France?"
+    doc_emb = bundled.embed_documents(DOCS)
+    prompt = bundled.embed_listwise_prompts([query], [DOCS])[0]
+    plain = bundled.embed_queries([query], plain=True)[0]
+    combined = combine_query_embedding(prompt, plain, 0.5)
+    mixed = _hand_combine([float(x) for x in prompt], [float(x) for x in plain], 0.5)
+    for doc in doc_emb:
+        d = [float(x) for x in doc]
+        cosine = sum(a * b for a, b in zip(mixed, d, strict=True)) / math.sqrt(sum(x * x for x in d))
+        assert math.isclose(float(doc @ combined), cosine, abs_tol=1e-5)
+    # the query term moves the scores (else the option would be a no-op on this model)
+    assert not np.allclose(doc_emb @ combined, doc_emb @ combine_query_embedding(prompt, plain, 0.0), atol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------ the dev split
+@pytest.fixture(scope="module")
+def selection():
+    needed = ["trec-dl-2019", "trec-dl-2021", "scifact", "cranfield", "cisi"]
+    missing = [n for n in needed if not (DATA_DIR / n / "corpus.jsonl").is_file()]
+    if missing:
+        pytest.skip(f"shared IR data not found for {missing} under {DATA_DIR} (set E2RANK_DATA_DIR)")
+    module = _selection_module()
+    module.DATA = DATA_DIR
+    return module
+
+
+@pytest.fixture(scope="module")
+def dev(selection):
+    return selection.dev_subsets(DATA_DIR)
+
+
+def test_dev_split_is_fixed_and_disjoint_from_every_evaluation_query(selection, dev) -> None:
+    assert [s.name for s in dev] == ["trec-dl-2021", "scifact-train", "scifact-titles"]
+    assert [len(s.queries) for s in dev] == [53, selection.DEV_QUERIES, selection.DEV_QUERIES]
+    again = selection.dev_subsets(DATA_DIR)
+    assert [s.queries for s in again] == [s.queries for s in dev]  # seeded: the same split every time
+    selection.check_disjoint(dev, DATA_DIR)  # the real files: no id or text of an evaluation query
+
+    # every dev query is training material: DL 2021 / SciFact *train* judgments, or a SciFact title
+    from e2rank_core.evaluation import load_beir
+
+    assert set(dev[0].queries) == set(load_beir(DATA_DIR / "trec-dl-2021", "train").qrels)
+    assert set(dev[1].queries) <= set(load_beir(DATA_DIR / "scifact", "train").qrels)
+    test_cited = {d for judged in load_beir(DATA_DIR / "scifact", "test").qrels.values() for d in judged}
+    assert all(next(iter(judged)) not in test_cited for judged in dev[2].qrels.values())
+
+
+def test_disjointness_check_catches_a_leaked_evaluation_query(selection, dev) -> None:
+    dev = copy.deepcopy(dev)
+    evaluation = selection.evaluation_queries(DATA_DIR)
+    leaked_id, leaked_text = next(iter(evaluation["trec-dl-2019"].items()))
+    dev[0].queries[leaked_id] = "a query text nobody evaluates"
+    with pytest.raises(AssertionError, match="trec-dl-2019"):
+        selection.check_disjoint(dev, DATA_DIR)
+    del dev[0].queries[leaked_id]
+    dev[2].queries["title-x"] = leaked_text.upper() + " ?"  # the text check ignores case and punctuation
+    with pytest.raises(AssertionError, match="is in trec-dl-2019"):
+        selection.check_disjoint(dev, DATA_DIR)
+
+
+# ------------------------------------------------------------------------------------------ the shipped model
+def test_shipped_model_loads_offline_and_scores_as_its_card_says(bundled, monkeypatch) -> None:
+    """The card says the default rerank is the cosine of the listwise prompt (query + top 20) and each document."""
+    from e2rank_core.resolve import resolve_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    resolved = resolve_model("e2rank/minilm-l6-e2rank")
+    assert resolved.source == "bundled" and Path(resolved.path, "model.safetensors").is_file()
+    card = Path(resolved.path, "README.md").read_text(encoding="utf-8")
+    assert "reranks listwise (cosine of a listwise prompt" in card
+    assert "listwise = top-20 candidates in the prompt" in card
+    assert bundled.num_input_docs == 20
+
+    query = "Which city is the capital of France?"
+    docs = DOCS * 5  # 25 candidates: the prompt holds the first 20, all 25 are scored
+    hits = bundled.rerank(query, docs)
+    doc_emb = bundled.embed_documents(docs)
+    prompt = bundled.embed_listwise_prompts([query], [docs[:20]])[0]
+    assert bundled.build_listwise_prompt(query, docs).count("[20]") == 1
+    assert "[21]" not in bundled.build_listwise_prompt(query, docs)
+    p = [float(x) for x in prompt]
+    p_norm = math.sqrt(sum(x * x for x in p))
+    by_index = {h.index: h.score for h in hits}
+    for i, doc in enumerate(doc_emb):
+        d = [float(x) for x in doc]
+        cosine = sum(a * b for a, b in zip(p, d, strict=True)) / (p_norm * math.sqrt(sum(x * x for x in d)))
+        assert math.isclose(by_index[i], cosine, abs_tol=1e-5)
