@@ -222,7 +222,7 @@ def test_edge_cases(documents) -> None:
         reranker.compress_documents(documents, "")
     with pytest.raises(TypeError, match=r"documents\[0\]"):
         reranker.compress_documents(["plain text"], QUERY)  # type: ignore[list-item]
-    with pytest.raises(TypeError, match="topn.*did you mean 'top_n'"):
+    with pytest.raises(TypeError, match=r"topn.*did you mean 'top_n'"):
         E2RankRerank(model=MODEL, topn=3)  # a typo is an error, not a silent default
     assert E2RankRerank(model=MODEL, top_k=3).top_n == 3  # the Haystack adapter's spelling is accepted
 

@@ -4,6 +4,7 @@ Example::
 
     e2rank serve --port 8000 --api-key secret            # the bundled model on http://127.0.0.1:8000
     e2rank serve --model Alibaba-NLP/E2Rank-0.6B --device cuda --host 0.0.0.0 --max-batch-size 64
+    e2rank serve --ray --replicas 2                      # the same app on Ray Serve replicas (the 'ray' extra)
 
 SIGTERM (or Ctrl-C) stops accepting connections, lets in-flight requests finish, then exits 0.
 """
@@ -54,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-queue", type=int, default=_DEFAULTS.max_queue, help="requests queued before 429")
     parser.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds to drain on SIGTERM (30)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    from ..scale.serve_ray import add_ray_serve_options  # argparse only: Ray is imported when --ray runs
+
+    add_ray_serve_options(parser)
     parser.set_defaults(func=_run)
 
 
@@ -77,6 +81,10 @@ def _run(args: argparse.Namespace) -> int:
         cache_size=args.cache_size,
     )
     resolve_model(args.model)  # fail now, with the core's message, if the model cannot load here
+    if args.ray:
+        from ..scale.serve_ray import run_ray_serve
+
+        return run_ray_serve(args, settings)
     try:
         import uvicorn
 
