@@ -77,6 +77,22 @@ def resolve_device(device: str | torch.device | None) -> str:
     return name
 
 
+def _check_cpu_runtime(backend: str, resolved: ResolvedModel, device: object, dtype: object) -> None:
+    """The exported backends run float32 encoders on the CPU: anything else is a clear error before loading."""
+    if resolved.gguf_file:
+        raise ValueError(
+            f"backend {backend!r} does not serve GGUF models ({resolved.name!r} is a .gguf decoder); "
+            "use backend='torch'"
+        )
+    if device is not None and str(device) not in {"cpu", "auto"}:
+        raise ValueError(f"backend {backend!r} runs on the CPU; got device={str(device)!r} (use backend='torch' there)")
+    runtime = backend.split("-")[0]
+    if dtype is not None and str(dtype).lower().removeprefix("torch.") not in {"float32", "fp32", "auto"}:
+        raise ValueError(
+            f"backend {backend!r} exports float32 models; got dtype={dtype!r} (for int8 use backend='{runtime}-int8')"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedInput:
     """Token ids ready for a forward pass, plus the text they encode (after any truncation)."""
@@ -105,11 +121,19 @@ class EmbeddingBackend:
         max_document_tokens: int | None = None,
         max_query_tokens: int = 512,
         max_prompt_tokens: int | None = None,
+        backend: str | None = None,
     ) -> None:
         from sentence_transformers import SentenceTransformer
         from transformers import AutoConfig
 
+        from .runtimes import check_backend, split_backend
+
         self.resolved = resolved
+        self.backend_name = check_backend(backend)
+        runtime, _ = split_backend(self.backend_name)
+        if runtime != "torch":
+            _check_cpu_runtime(self.backend_name, resolved, device, dtype)
+            device = "cpu"
         self.device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype)
         if torch_dtype is None and self.device == "cpu":
@@ -128,6 +152,11 @@ class EmbeddingBackend:
 
         config = AutoConfig.from_pretrained(resolved.path, **config_kwargs, **common)
         self.model_type: str = config.model_type
+        if runtime != "torch" and is_decoder_family(config.model_type):
+            raise ValueError(
+                f"backend {self.backend_name!r} does not serve decoder models ({resolved.name!r} is a "
+                f"{config.model_type} decoder): only encoder embedders are exported; use backend='torch'"
+            )
         if is_decoder_family(config.model_type):
             # Always last-token pooling + normalisation, whatever pooling a folder's ST config may claim.
             from sentence_transformers.base.modules import Normalize, Transformer
@@ -172,6 +201,13 @@ class EmbeddingBackend:
             if getattr(self, name) < 4:
                 raise ValueError(f"{name} must be at least 4, got {getattr(self, name)}")
         self._warned: set[str] = set()
+        # onnx / openvino: the same padded batches go through an exported copy of st_model (see runtimes.py)
+        self.runtime: Any = None
+        if runtime != "torch":
+            from .runtimes import load_runtime
+
+            names = ("input_ids", "attention_mask", *(("token_type_ids",) if self.family.uses_token_type_ids else ()))
+            self.runtime = load_runtime(self.st_model, self.backend_name, resolved.path, names)
 
     # ----------------------------------------------------------------------------------------- tokens
     def _warn_once(self, kind: str, message: str) -> None:
@@ -260,6 +296,9 @@ class EmbeddingBackend:
             iterator = tqdm(batches, desc="e2rank: embedding", unit="batch")
         for batch in iterator:
             features = self.pad_batch([sequences[i] for i in batch])
+            if self.runtime is not None:
+                out[batch] = self.runtime({k: v.numpy() for k, v in features.items()})
+                continue
             embeddings = self.st_model(features)["sentence_embedding"]
             out[batch] = embeddings.float().cpu().numpy()
         return l2_normalize(out)

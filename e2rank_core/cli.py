@@ -76,6 +76,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         args.model,
         device=args.device,
         dtype=args.dtype,
+        backend=args.backend,
         num_input_docs=args.num_input_docs,
         batch_size=args.batch_size,
         show_progress_bar=not args.quiet and len(documents) > 64,
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--jsonl", action="store_true", help="print JSON lines (rank, index, score, text)")
     rerank.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     rerank.add_argument("--dtype", default=None, help="float32, float16 or bfloat16")
+    rerank.add_argument("--backend", default=None, help="torch (default), onnx, openvino, onnx-int8, openvino-int8")
     rerank.add_argument("--batch-size", type=int, default=32)
     rerank.add_argument("--quiet", action="store_true", help="no progress bar")
     rerank.set_defaults(func=_cmd_rerank)
@@ -149,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.model = default_model()
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError) as exc:  # bad input, a missing model or file: the user's to fix
+    except (ValueError, TypeError, OSError, ImportError) as exc:  # bad input, a missing model, file or extra
         print(f"e2rank: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

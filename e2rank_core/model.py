@@ -81,6 +81,10 @@ class E2RankModel:
             (E2Rank's own) and models whose sentence-transformers ``prompts["query"]`` starts with ``Instruct:``
             (what ``e2rank train`` writes) get the instruction; other embedders (e.g. the base all-MiniLM-L6-v2) get
             the bare query. The listwise prompt is unaffected.
+        backend: the forward pass: ``"torch"`` (default), or for encoder models on the CPU ``"onnx"``,
+            ``"openvino"`` (float32 exports, same rankings) and ``"onnx-int8"``, ``"openvino-int8"`` (int8, faster,
+            slightly different scores). Exported once, then cached (``$E2RANK_CACHE``, default ``~/.cache/e2rank``);
+            see :mod:`e2rank_core.runtimes`. Decoder and GGUF models with a non-torch backend are a ``ValueError``.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class E2RankModel:
         tokenizer_kwargs: dict[str, Any] | None = None,
         show_progress_bar: bool | None = None,
         plain_queries: bool | None = None,
+        backend: str | None = None,
     ) -> None:
         num_input_docs = check_positive_int("num_input_docs", num_input_docs)
         batch_size = check_positive_int("batch_size", batch_size)
@@ -131,6 +136,7 @@ class E2RankModel:
             max_document_tokens=max_document_tokens,
             max_query_tokens=max_query_tokens,
             max_prompt_tokens=max_prompt_tokens,
+            backend=backend,
         )
         self.plain_queries: bool = self._follows_plain_queries() if plain_queries is None else plain_queries
         self.cache = EmbeddingCache(cache_size)
@@ -140,6 +146,7 @@ class E2RankModel:
                 resolved.path,
                 resolved.gguf_file or "",
                 str(self.backend.st_model.dtype),
+                self.backend.backend_name,
                 str(self.backend.max_document_tokens),
                 str(self.backend.max_query_tokens),
             ]
@@ -168,11 +175,17 @@ class E2RankModel:
     def device(self) -> str:
         return self.backend.device
 
+    @property
+    def backend_name(self) -> str:
+        """The forward pass in use: ``torch``, ``onnx``, ``onnx-int8``, ``openvino`` or ``openvino-int8``."""
+        return self.backend.backend_name
+
     def __repr__(self) -> str:
         family = "decoder" if self.is_decoder else "encoder"
         return (
             f"E2RankModel({self.model_name!r}, {family}, dim={self.dimension}, device={self.device!r}, "
-            f"num_input_docs={self.num_input_docs})"
+            f"num_input_docs={self.num_input_docs}"
+            + (f", backend={self.backend_name!r})" if self.backend_name != "torch" else ")")
         )
 
     # ----------------------------------------------------------------------------------------- embedding
@@ -564,10 +577,12 @@ def shared_model(model_name_or_path: str, **kwargs: Any) -> E2RankModel:
     settings share one copy of the weights (and its embedding cache) instead of loading it twice.
     """
     from .backend import resolve_device, resolve_dtype
+    from .runtimes import check_backend
 
     # Equal settings spelled differently ("cpu" vs None on a CPU machine, "fp16" vs "float16") are one model.
     settings = {k: v for k, v in kwargs.items() if v is not None}
-    settings["device"] = resolve_device(kwargs.get("device"))
+    settings["backend"] = check_backend(kwargs.get("backend"))
+    settings["device"] = "cpu" if settings["backend"] != "torch" else resolve_device(kwargs.get("device"))
     if "dtype" in settings:
         settings["dtype"] = resolve_dtype(settings["dtype"])
     key = (str(model_name_or_path), tuple(sorted((k, repr(v)) for k, v in settings.items())))

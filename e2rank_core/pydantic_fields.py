@@ -18,6 +18,7 @@ from .model import E2RankModel
 from .resolve import default_model
 from .settings import (
     ModelSettings,
+    check_backend,
     check_device,
     check_dtype,
     check_flag,
@@ -49,6 +50,7 @@ class E2RankModelFields(BaseModel):
     token: str | None = Field(default=None, description="Hugging Face token", exclude=True, repr=False)
     model_kwargs: dict[str, Any] | None = Field(default=None, description="passed to from_pretrained")
     trust_remote_code: bool = Field(default=False, description="allow custom model code from the checkpoint")
+    backend: str = Field(default="torch", description="torch, onnx, onnx-int8, openvino or openvino-int8")
 
     @model_validator(mode="before")
     @classmethod
@@ -70,6 +72,11 @@ class E2RankModelFields(BaseModel):
     @classmethod
     def _device(cls, value: Any) -> str | None:
         return check_device(value)
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend(cls, value: Any) -> str:
+        return check_backend(value)
 
     @field_validator("dtype", mode="before")
     @classmethod
@@ -97,7 +104,7 @@ class E2RankModelFields(BaseModel):
     def e2rank_model(self) -> E2RankModel:
         """The loaded :class:`~e2rank_core.E2RankModel` (loaded on first access, shared per settings)."""
         return ModelSettings(
-            self.model, self.device, self.dtype, self.token, self.trust_remote_code, self.model_kwargs
+            self.model, self.device, self.dtype, self.token, self.trust_remote_code, self.model_kwargs, self.backend
         ).load()
 
 

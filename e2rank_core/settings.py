@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import E2RankModel, shared_model
+from .runtimes import BACKENDS, check_backend  # noqa: F401 - the adapters import every option check from here
 from .validation import check_bool, check_optional_float, check_positive_int, check_str_list
 
 #: Accepted ``dtype`` spellings (``None`` = the checkpoint's on accelerators, float32 on the CPU).
@@ -75,6 +76,7 @@ class ModelSettings:
     token: str | None = field(default=None, repr=False)
     trust_remote_code: bool = False
     model_kwargs: dict[str, Any] | None = None
+    backend: str = "torch"
 
     def load(self) -> E2RankModel:
         """The process-wide model for these settings (loaded on first use, then looked up)."""
@@ -85,6 +87,7 @@ class ModelSettings:
             token=self.token,
             trust_remote_code=self.trust_remote_code,
             model_kwargs=self.model_kwargs,
+            backend=self.backend,
         )
 
 

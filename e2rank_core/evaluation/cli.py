@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None)
+    parser.add_argument("--backend", default=None, help="torch (default), onnx, openvino, onnx-int8, openvino-int8")
     parser.add_argument("--batch-size", type=int, default=32)
     add_engine_options(parser, batch_size=False)  # --engine ray: the listwise rerank on Ray workers
     parser.set_defaults(func=_run)
@@ -51,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
             args.model,
             device=args.device,
             dtype=args.dtype,
+            backend=args.backend,
             batch_size=args.batch_size,
             num_input_docs=args.num_input_docs,
             plain_queries=args.plain_queries,

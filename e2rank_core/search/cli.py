@@ -38,6 +38,7 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", dest="search_model", default=None, help="model id or path")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16")
+    parser.add_argument("--backend", default=None, help="torch (default), onnx, openvino, onnx-int8, openvino-int8")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -95,7 +96,8 @@ def _model(args: argparse.Namespace, name: str, record: dict[str, Any] | None) -
     from ..model import shared_model
 
     # only the options given, so that the model is shared with in-process callers that name no device/dtype
-    settings: dict[str, Any] = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v is not None}
+    given = (("device", args.device), ("dtype", args.dtype), ("backend", args.backend))
+    settings: dict[str, Any] = {k: v for k, v in given if v is not None}
     if record is not None and record.get("plain_queries"):
         settings["plain_queries"] = True
     return shared_model(name, **settings)

@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--served-model-name", default=None, help="model name in responses (default: the id)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16")
+    parser.add_argument("--backend", default=None, help="torch (default), onnx, openvino, onnx-int8, openvino-int8")
     parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="texts per forward pass")
     parser.add_argument("--num-input-docs", type=int, default=_DEFAULTS.num_input_docs, help="candidates in the prompt")
     parser.add_argument("--cache-size", type=int, default=_DEFAULTS.cache_size, help="embeddings kept in the cache")
@@ -76,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         device=args.device,
         dtype=args.dtype,
+        backend=args.backend,
         batch_size=args.batch_size,
         num_input_docs=args.num_input_docs,
         cache_size=args.cache_size,

@@ -36,8 +36,8 @@ class ServerSettings:
         max_body_bytes: largest request body; larger is a 413.
         max_queue: most requests waiting for or in the model at once; more get 429 with ``Retry-After``.
         retry_after_s: the ``Retry-After`` seconds sent with 429 and 503.
-        device, dtype, batch_size, num_input_docs, cache_size: passed to ``E2RankModel`` when the model is given
-            by name.
+        device, dtype, backend, batch_size, num_input_docs, cache_size: passed to ``E2RankModel`` when the model is
+            given by name.
     """
 
     api_key: str | None = None
@@ -52,6 +52,7 @@ class ServerSettings:
     retry_after_s: int = 1
     device: str | None = None
     dtype: str | None = None
+    backend: str | None = None
     batch_size: int = 32
     num_input_docs: int = 20
     cache_size: int = 10_000
@@ -77,6 +78,7 @@ class ServerSettings:
         return {
             "device": self.device,
             "dtype": self.dtype,
+            "backend": self.backend,
             "batch_size": self.batch_size,
             "num_input_docs": self.num_input_docs,
             "cache_size": self.cache_size,

@@ -17,7 +17,14 @@ from haystack.utils import ComponentDevice, Secret, deserialize_secrets_inplace
 from haystack.utils.hf import deserialize_hf_model_kwargs, serialize_hf_model_kwargs
 
 from e2rank_core import E2RankModel, default_model
-from e2rank_core.settings import ModelSettings, check_dtype, check_flag, check_kwargs, check_model_name
+from e2rank_core.settings import (
+    ModelSettings,
+    check_backend,
+    check_dtype,
+    check_flag,
+    check_kwargs,
+    check_model_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +46,7 @@ class E2RankComponent:
     dtype: str | None
     model_kwargs: dict[str, Any] | None
     trust_remote_code: bool
+    backend: str
 
     def _init_model_settings(
         self,
@@ -48,8 +56,12 @@ class E2RankComponent:
         dtype: str | None,
         model_kwargs: dict[str, Any] | None,
         trust_remote_code: bool,
+        backend: str | None = None,
     ) -> None:
         self.model = check_model_name(model) or default_model()
+        self.backend = check_backend(backend)
+        if device is None and self.backend != "torch":
+            device = "cpu"  # the exported backends run on the CPU, whatever accelerator is present
         if isinstance(device, str):
             device = ComponentDevice.from_str(device)
         elif device is not None and not isinstance(device, ComponentDevice):
@@ -71,6 +83,7 @@ class E2RankComponent:
             token=self.token.resolve_value() if self.token is not None else None,
             trust_remote_code=self.trust_remote_code,
             model_kwargs=self.model_kwargs,
+            backend=self.backend,
         )
 
     @property

@@ -55,8 +55,9 @@ class E2RankDocumentEmbedder(E2RankComponent):
         dtype: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
+        backend: str = "torch",
     ) -> None:
-        self._init_model_settings(model, device, token, dtype, model_kwargs, trust_remote_code)
+        self._init_model_settings(model, device, token, dtype, model_kwargs, trust_remote_code, backend)
         self.prefix = check_separator(prefix)
         self.suffix = check_separator(suffix)
         self.meta_fields_to_embed = check_meta_fields("meta_fields_to_embed", meta_fields_to_embed)

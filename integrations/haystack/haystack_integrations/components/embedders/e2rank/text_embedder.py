@@ -44,8 +44,9 @@ class E2RankTextEmbedder(E2RankComponent):
         dtype: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
+        backend: str = "torch",
     ) -> None:
-        self._init_model_settings(model, device, token, dtype, model_kwargs, trust_remote_code)
+        self._init_model_settings(model, device, token, dtype, model_kwargs, trust_remote_code, backend)
         if instruction is not None and not isinstance(instruction, str):
             raise TypeError(f"instruction must be a string or None, got {type(instruction).__name__}")
         self.instruction = instruction

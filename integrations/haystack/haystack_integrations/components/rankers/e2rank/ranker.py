@@ -67,6 +67,7 @@ class E2RankRanker(E2RankComponent):
         dtype: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
+        backend: str = "torch",
     ) -> None:
         """Check and store the settings; the model is loaded by :meth:`warm_up` (or the first :meth:`run`).
 
@@ -86,8 +87,10 @@ class E2RankRanker(E2RankComponent):
             dtype: ``"float32"``, ``"float16"``, ``"bfloat16"`` or ``None`` (float32 on the CPU).
             model_kwargs: passed to ``from_pretrained``.
             trust_remote_code: allow custom model code; off unless you need it.
+            backend: the forward pass: ``"torch"``, or on the CPU ``"onnx"``, ``"openvino"`` (and their ``-int8``
+                variants) for encoder models; see ``e2rank_core.runtimes``.
         """
-        self._init_model_settings(model, device, token, dtype, model_kwargs, trust_remote_code)
+        self._init_model_settings(model, device, token, dtype, model_kwargs, trust_remote_code, backend)
         self.top_k = check_top_k("top_k", top_k)
         self.num_input_docs = check_top_k("num_input_docs", num_input_docs)
         self.meta_fields_to_embed = check_meta_fields("meta_fields_to_embed", meta_fields_to_embed)
