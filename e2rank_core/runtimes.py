@@ -118,6 +118,7 @@ def _pipeline(st_model: Any, input_names: tuple[str, ...]) -> Any:
 
 
 def _export_onnx(st_model: Any, input_names: tuple[str, ...], target: Path) -> None:
+    """Trace the whole sentence-transformers pipeline with eager attention, then let ONNX Runtime fuse BERT graphs."""
     import torch
 
     example = torch.randint(1000, 2000, (2, 16), dtype=torch.long)
@@ -125,18 +126,39 @@ def _export_onnx(st_model: Any, input_names: tuple[str, ...], target: Path) -> N
     fill = {"input_ids": example, "attention_mask": ones, "token_type_ids": zeros}
     tensors = tuple(fill[name] for name in input_names)
     axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes on shape checks that hold for every input here
-        torch.onnx.export(
-            _pipeline(st_model, input_names),
-            tensors,
-            str(target),
-            input_names=list(input_names),
-            output_names=["sentence_embedding"],
-            dynamic_axes={**axes, "sentence_embedding": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,  # the TorchScript exporter: no onnxscript dependency, dynamic axes as declared
-        )
+    transformer = getattr(st_model[0], "auto_model", None)
+    attention = getattr(getattr(transformer, "config", None), "_attn_implementation", None)
+    plain = target.with_name("plain-" + target.name)
+    try:
+        if attention not in (None, "eager"):
+            # the eager attention graph is the one ONNX Runtime's fusions recognise (SDPA's is not fused)
+            transformer.set_attn_implementation("eager")
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on shape checks that hold for every input here
+            torch.onnx.export(
+                _pipeline(st_model, input_names),
+                tensors,
+                str(plain),
+                input_names=list(input_names),
+                output_names=["sentence_embedding"],
+                dynamic_axes={**axes, "sentence_embedding": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,  # the TorchScript exporter: no onnxscript dependency, dynamic axes as declared
+            )
+    finally:
+        if attention not in (None, "eager"):
+            transformer.set_attn_implementation(attention)
+    config = getattr(transformer, "config", None)
+    if getattr(config, "model_type", "") == "bert":
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        # ONNX Runtime's own BERT fusions (attention, layer norms, GELU); the graph's numbers stay float32
+        optimize_model(
+            str(plain), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+        ).save_model_to_file(str(target))
+        plain.unlink()
+    else:
+        plain.replace(target)
 
 
 def export_model(st_model: Any, backend: str, folder: Path, input_names: tuple[str, ...], source: Path | None) -> None:
@@ -145,9 +167,16 @@ def export_model(st_model: Any, backend: str, folder: Path, input_names: tuple[s
     if source is None:
         _export_onnx(st_model, input_names, folder / "model.onnx")
     elif runtime == "onnx":
+        from onnx import TensorProto
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(source), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            str(source),
+            str(folder / "model.onnx"),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},  # the fused ops' outputs are float32
+        )
     else:
         import openvino as ov
 
