@@ -53,17 +53,28 @@ def reference_scores(model, tokenizer, query: str, documents: list[str]) -> tupl
     return prompt, doc_vecs @ prompt_vec
 
 
-def _load_reference(path: str, gguf_file: str | None):
+def _load_reference(path: str, gguf_file: str | None, weights_of: E2RankModel | None = None):
+    """Plain ``transformers`` model and tokenizer; ``weights_of`` copies that model's loaded weights instead.
+
+    A GGUF file is de-quantised by the same ``transformers`` code for both sides, which takes most of a minute on a
+    small CPU, so for it the reference is built fresh from the config and given a copy of the already de-quantised
+    weights: what parity checks (prompt, token ids, pooling, normalisation, scoring) stays independent.
+    """
     from transformers import AutoModel, AutoTokenizer
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    model = AutoModel.from_pretrained(path, dtype=torch.float32, **kwargs).eval()
+    if weights_of is None:
+        return AutoModel.from_pretrained(path, dtype=torch.float32, **kwargs).eval(), tokenizer
+    loaded = weights_of.backend.st_model[0].auto_model
+    model = AutoModel.from_config(loaded.config, dtype=torch.float32).eval()
+    missing, unexpected = model.load_state_dict({k: v.clone() for k, v in loaded.state_dict().items()}, strict=False)
+    assert not unexpected and all("rotary" in name for name in missing), (missing, unexpected)
     return model, tokenizer
 
 
 def _check_parity(e2rank: E2RankModel, path: str, gguf_file: str | None) -> None:
-    model, tokenizer = _load_reference(path, gguf_file)
+    model, tokenizer = _load_reference(path, gguf_file, weights_of=e2rank if gguf_file else None)
     ref_prompt, ref_scores = reference_scores(model, tokenizer, QUERY, DOCUMENTS)
 
     assert e2rank.build_listwise_prompt(QUERY, DOCUMENTS) == ref_prompt
