@@ -19,6 +19,8 @@ from haystack.components.joiners import DocumentJoiner
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack_integrations.components.embedders.e2rank import E2RankDocumentEmbedder, E2RankTextEmbedder
 from haystack_integrations.components.rankers.e2rank import E2RankRanker
+from hypothesis import given
+from hypothesis import strategies as st
 from langchain_core.documents import Document as LangChainDocument
 from langchain_e2rank import E2RankEmbeddings
 from langchain_e2rank import E2RankRerank as LangChainRerank
@@ -28,6 +30,7 @@ from llama_index.postprocessor.e2rank_rerank import E2RankRerank as LlamaRerank
 
 from e2rank_core import E2RankModel, scale_score
 from e2rank_core.settings import ModelSettings
+from tests.hostile import fewer_in_ci, queries, texts  # also loads the hypothesis profile
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 QUERY = "What is the capital of France?"
@@ -243,3 +246,28 @@ def test_haystack_joiner_order_does_not_change_the_ranking(shared: E2RankModel) 
     other = pipeline("bm25", "dense").run(inputs)["ranker"]["documents"]
     assert [d.id for d in one] == [d.id for d in other]
     assert "Paris is the capital" in one[0].content
+
+
+@pytest.mark.parametrize("adapter", list(ADAPTERS))
+@fewer_in_ci(8)  # about a second per example: every call embeds its texts
+@given(
+    query=queries,
+    texts_=st.lists(texts, max_size=6),
+    top_k=st.integers(1, 8),
+    scored=st.booleans(),
+    data=st.data(),
+)
+def test_any_input_gives_the_cores_answer(
+    adapter: str, shared: E2RankModel, query: str, texts_: list[str], top_k: int, scored: bool, data
+) -> None:
+    """Hostile texts, duplicates, first-stage scores, partial vectors: each adapter answers exactly as the core."""
+    cands = [Candidate(f"d{i}", t, float(-i) if scored else None) for i, t in enumerate(texts_)]
+    reused = [c for c in cands if data.draw(st.booleans(), label=f"reuse {c.id}")]
+    if reused:
+        for c, v in zip(reused, shared.embed_documents([c.text for c in reused]), strict=True):
+            c.vector = v.tolist()
+    before = [Candidate(c.id, c.text, c.score, None if c.vector is None else list(c.vector)) for c in cands]
+    got = ADAPTERS[adapter](query, cands, top_k=top_k, reuse=bool(reused))
+    assert cands == before  # the inputs are left as they were
+    assert_same(got, core(shared, query, cands, top_k=top_k))
+    assert len({i for i, _ in got}) == len(got) <= top_k

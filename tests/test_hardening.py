@@ -2,7 +2,7 @@
 
 The property suites run a CI-sized number of examples; ``HYPOTHESIS_PROFILE=long`` runs thousands on demand:
 
-    HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest -q tests/test_hardening.py
+    HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest -q tests/test_hardening.py tests/test_adapter_contract.py
 """
 
 from __future__ import annotations
@@ -16,33 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from e2rank_core import E2RankModel
 from e2rank_core.cli import main
 from e2rank_core.scoring import l2_normalize
-
-settings.register_profile(
-    "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-settings.register_profile(
-    "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+from tests.hostile import queries, texts  # also loads the hypothesis profile
 
 QUERY = "What is the capital of France?"
 DOCS = ["Paris is the capital of France.", "Berlin is in Germany.", "Lyon is in France.", "Oslo is in Norway."]
-
-# Text that a hostile user could send: any unicode (no lone surrogates: those are refused, tested below),
-# special-token strings, and whitespace.
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "[SEP]", "[CLS]", "</s>", "\x00"]
-texts = st.one_of(
-    st.text(st.characters(blacklist_categories=("Cs",)), max_size=60),
-    st.sampled_from(SPECIALS),
-    st.lists(st.sampled_from([*SPECIALS, "word", " ", "\n", "東京", "🚀"]), max_size=30).map("".join),
-)
-queries = texts.filter(lambda q: q.strip() != "")
 
 
 # ---------------------------------------------------------------------------------------------- 1. long queries
