@@ -1,7 +1,10 @@
 """Per-query cost of reranking N candidates: E2Rank against pointwise and listwise-generation rerankers.
 
 Run: ``python benchmarks/latency.py`` (CPU: about 10 minutes; ``--quick`` for a smoke run). Writes
-``benchmarks/results/latency.{md,json,png}``.
+``benchmarks/results/latency.{md,json,png}``. ``--backends`` (about 8 minutes) instead measures the packaged encoder
+on each CPU backend (torch, ONNX, OpenVINO and their int8 variants: rerank with and without reuse, embedding
+throughput, nDCG@10 on a TREC DL 2019 subset) and the cold start of ``e2rank rerank``, into
+``benchmarks/results/backends.{md,json,png}``.
 
 Every method runs on the same backbone and the same 100 candidates of about 128 tokens (real TREC DL 2019
 passages when ../shared/data is present):
@@ -268,6 +271,9 @@ def write_report(result: dict, folder: Path) -> None:
         f"{result['machine']['torch']}, {result['machine']['torch_threads']} threads, GPU: "
         f"{result['machine']['gpu'] or 'none'}. Medians after a warm-up. Command: `python benchmarks/latency.py`.",
         "",
+        "CPU backends (ONNX, OpenVINO, int8) and cold start: [backends.md](backends.md) "
+        "(`python benchmarks/latency.py --backends`).",
+        "",
     ]
     order = ["prompt_forward", "e2rank_reuse", "e2rank_full", "pointwise", "listwise_generation"]
     for name, rows in result["backbones"].items():
@@ -348,6 +354,149 @@ def plot(result: dict, path: Path) -> None:
     plt.close(figure)
 
 
+# ----------------------------------------------------------------------------------------------- backends (#20)
+BACKEND_NAMES = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+MAIN_COMMAND = ["rerank", "--query", "What is the capital of France?", "examples/data/capitals.txt"]
+
+
+def cold_start(runs: int) -> dict[str, dict[str, float]]:
+    """Wall time of fresh processes: the README's main command (torch, onnx) against importing torch + transformers."""
+    import subprocess
+
+    e2rank = str(Path(sys.executable).with_name("e2rank"))
+    commands = {
+        "python -c 'import torch, transformers'": [sys.executable, "-c", "import torch, transformers"],
+        "e2rank rerank (README main command)": [e2rank, *MAIN_COMMAND],
+        "e2rank rerank --backend onnx (export cached)": [e2rank, *MAIN_COMMAND, "--backend", "onnx"],
+    }
+    subprocess.run(commands["e2rank rerank --backend onnx (export cached)"], cwd=ROOT, capture_output=True, check=True)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):  # interleaved, so that a busy moment on the machine hits every command alike
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["python -c 'import torch, transformers'"])
+    return {n: {"median_s": statistics.median(t), "ratio": statistics.median(t) / base} for n, t in times.items()}
+
+
+def bench_backends(n_queries: int, depth: int, full_queries: int) -> dict:
+    """Each backend on the packaged encoder: rerank with reuse, without, embed_documents throughput, nDCG@10."""
+    import ir_measures
+    from ir_measures import nDCG
+
+    from e2rank_core import E2RankModel
+    from e2rank_core.evaluation.data import load_beir, read_run
+
+    folder = DATA / "trec-dl-2019"
+    collection = load_beir(folder)
+    run = read_run(folder / "bm25_top100.trec", depth=depth)
+    qids = [q for q in collection.queries if q in run][:n_queries]
+    rows: dict[str, dict[str, float]] = {}
+    for backend in BACKEND_NAMES:
+        start = time.perf_counter()
+        model = E2RankModel("e2rank/minilm-l6-e2rank", backend=backend, cache_size=0)
+        load_s = time.perf_counter() - start
+        model.embed_documents(["warm-up"])
+        embed, reuse, ranking = [], [], {}
+        for qid in qids:
+            docs = [collection.corpus[d] for d in run[qid]]
+            start = time.perf_counter()
+            vectors = model.embed_documents(docs, show_progress_bar=False)
+            embed.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            hits = model.rerank(collection.queries[qid], docs, document_embeddings=vectors)
+            reuse.append(time.perf_counter() - start)
+            ranking[qid] = {run[qid][h.index]: h.score for h in hits}
+        full = []
+        for qid in qids[:full_queries]:
+            docs = [collection.corpus[d] for d in run[qid]]
+            start = time.perf_counter()
+            model.rerank(collection.queries[qid], docs)
+            full.append(time.perf_counter() - start)
+        qrels = {q: collection.qrels[q] for q in qids}
+        rows[backend] = {
+            "load_s": load_s,
+            "reuse_ms": 1000 * statistics.median(reuse),
+            "full_ms": 1000 * statistics.median(full),
+            "docs_per_s": depth / statistics.median(embed),
+            "ndcg10": ir_measures.calc_aggregate([nDCG @ 10], qrels, ranking)[nDCG @ 10],
+        }
+        del model
+    bm25 = {q: {d: float(depth - i) for i, d in enumerate(run[q])} for q in qids}
+    for row in rows.values():
+        row["reuse_speedup"] = rows["torch"]["reuse_ms"] / row["reuse_ms"]
+        row["full_speedup"] = rows["torch"]["full_ms"] / row["full_ms"]
+        row["throughput_ratio"] = row["docs_per_s"] / rows["torch"]["docs_per_s"]
+    return {
+        "subset": f"TREC DL 2019, first {len(qids)} judged queries, BM25 top-{depth}",
+        "full_queries": full_queries,
+        "bm25_ndcg10": ir_measures.calc_aggregate([nDCG @ 10], {q: collection.qrels[q] for q in qids}, bm25)[nDCG @ 10],
+        "rows": rows,
+    }
+
+
+def write_backends_report(result: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "backends.json").write_text(json.dumps(result, indent=2))
+    m = result["machine"]
+    b = result["backends"]
+    lines = [
+        "# CPU backends of the packaged encoder (issue #20)",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores (shared with other work while this ran), torch {m['torch']}, "
+        f"GPU: {m['gpu'] or 'none'}. Command: `python benchmarks/latency.py --backends`. Model: "
+        "`e2rank/minilm-l6-e2rank`, batch 32, float32 unless int8. Set: "
+        f"{b['subset']} (nDCG@10 of the BM25 order: {b['bm25_ndcg10']:.4f}). Timings are medians over the queries "
+        f"(rerank without reuse: first {b['full_queries']} queries); ratios are against torch in the same run.",
+        "",
+        "| backend | rerank with reuse ms | × torch | rerank without reuse ms | × torch | embed_documents docs/s "
+        "| × torch | nDCG@10 | load s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in b["rows"].items():
+        lines.append(
+            f"| {name} | {r['reuse_ms']:.1f} | {r['reuse_speedup']:.2f} | {r['full_ms']:.0f} | {r['full_speedup']:.2f} "
+            f"| {r['docs_per_s']:.1f} | {r['throughput_ratio']:.2f} | {r['ndcg10']:.4f} | {r['load_s']:.1f} |"
+        )
+    lines += [
+        "",
+        "× torch: how many times faster than torch (above 1 is faster). GPU rows (half precision, fused attention, "
+        "the full-depth E2Rank-0.6B architecture): not measured (no GPU lent in this session).",
+        "",
+        "## Cold start",
+        "",
+        "| command | median s | × import torch, transformers |",
+        "|---|---:|---:|",
+    ]
+    for name, r in result["cold_start"].items():
+        lines.append(f"| `{name}` | {r['median_s']:.2f} | {r['ratio']:.2f} |")
+    (folder / "backends.md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(b["rows"])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.27
+    for k, (key, label) in enumerate(
+        [
+            ("reuse_speedup", "rerank with reuse"),
+            ("full_speedup", "rerank without reuse"),
+            ("throughput_ratio", "embed"),
+        ]
+    ):
+        ax.bar([i + (k - 1) * width for i in range(len(names))], [b["rows"][n][key] for n in names], width, label=label)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(names)), [f"{n}\nnDCG@10 {b['rows'][n]['ndcg10']:.3f}" for n in names])
+    ax.set_ylabel("× torch (higher is faster)")
+    ax.set_title(f"Packaged encoder on {m['cores']} CPU cores: backends against torch")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "backends.png", dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -360,8 +509,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small smoke run (fewer repeats, no curves)")
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--skip-smollm", action="store_true")
+    parser.add_argument("--backends", action="store_true", help="only the CPU backends and cold start (#20)")
+    parser.add_argument("--queries", type=int, default=10, help="--backends: TREC DL 2019 queries")
+    parser.add_argument("--depth", type=int, default=100, help="--backends: BM25 candidates per query")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.backends:
+        result = {"machine": machine(), "backends": bench_backends(args.queries, args.depth, full_queries=3)}
+        result["cold_start"] = cold_start(runs=3)
+        write_backends_report(result, Path(args.output))
+        print((Path(args.output) / "backends.md").read_text())
+        return
     import tempfile
 
     from e2rank_core import E2RankModel
