@@ -19,8 +19,9 @@ from .model import E2RankModel, shared_model
 from .runtimes import BACKENDS, check_backend  # noqa: F401 - the adapters import every option check from here
 from .validation import check_bool, check_optional_float, check_positive_int, check_str_list
 
-#: Accepted ``dtype`` spellings (``None`` = the checkpoint's on accelerators, float32 on the CPU).
-DTYPES = ("float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16", "auto")
+#: Accepted ``dtype`` spellings (``None`` = the checkpoint's on accelerators, float32 on the CPU; ``float64`` = exact
+#: mode: embeddings independent of batching, about 2x the CPU time).
+DTYPES = ("float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16", "float64", "fp64", "double", "auto")
 
 
 def check_model_name(value: object) -> str | None:

@@ -156,6 +156,51 @@ def test_threads_and_asyncio_give_identical_results(minilm: E2RankModel) -> None
     assert len(seen) == 30 and all(result == expected for result in seen)
 
 
+# ---------------------------------------------------------------------------------------------- 6. history
+PASSAGES = [
+    "Fleas go through four stages: egg, larva, pupa and adult; the whole cycle takes two weeks to eight months.",
+    "An adult flea lives up to a year on a host.",
+    "Paris is the capital of France.",
+    "Flea eggs hatch in two to twelve days depending on temperature and humidity, then the larvae avoid light.",
+    "Concrete floors are cheap.",
+    "The cat flea is the most common flea on dogs and cats.",
+    "Ticks are not insects.",
+    "A short one.",
+]
+
+
+def test_texts_that_tokenise_alike_share_one_vector_whatever_came_before(minilm: E2RankModel) -> None:
+    minilm.cache.clear()
+    minilm.embed_documents(["", PASSAGES[0]])  # "" embedded next to a long passage (padded batch)
+    alone = minilm.embed_documents([" \t"])  # same token ids as "", a different text: not re-encoded
+    both = minilm.embed_documents(["\n", " "])
+    assert np.array_equal(alone[0], minilm.embed_documents([""])[0]) and np.array_equal(both[0], both[1])
+    minilm.cache.clear()
+    encoded = minilm.encoded_texts
+    vectors = minilm.embed_documents(["", " \t", "x", "\n"])  # one forward row for the three blank texts
+    assert minilm.encoded_texts - encoded == 2 and np.array_equal(vectors[0], vectors[3])
+    hits = minilm.rerank("blank", ["x", "", " \t", "\n"])
+    blanks = [h.index for h in hits if h.index != 0]
+    assert blanks == [1, 2, 3]  # an exact tie keeps the input order
+
+
+def test_history_cannot_change_a_ranking_in_exact_mode() -> None:
+    """float64: a vector depends on its tokens only, so cached, uncached and batched runs agree to the bit."""
+    exact = E2RankModel("sentence-transformers/all-MiniLM-L6-v2", device="cpu", dtype="float64")
+    queries = ["how long is the life cycle of a flea", "what is the capital of france"]
+    lists = [PASSAGES, PASSAGES[::-1][:6]]
+    one_by_one = np.stack([exact.embed_documents([p])[0] for p in PASSAGES])
+    exact.cache.clear()
+    assert np.array_equal(exact.embed_documents(PASSAGES[::-1])[::-1], one_by_one)  # batched, padded, reversed
+    cached = [[(h.index, h.score) for h in exact.rerank(q, docs)] for q, docs in zip(queries, lists, strict=True)]
+    exact.cache.clear()
+    fresh = [[(h.index, h.score) for h in exact.rerank(q, docs)] for q, docs in zip(queries, lists, strict=True)]
+    exact.cache.clear()
+    batched = [[(h.index, h.score) for h in hits] for hits in exact.rerank_batch(queries, lists)]
+    assert cached == fresh == batched
+    assert cached[0][0][0] in (0, 3) and exact.embed_documents(["x"]).dtype == np.float32
+
+
 # ---------------------------------------------------------------------------------------------- 7. the CLI
 @pytest.mark.parametrize(
     "content, message",
