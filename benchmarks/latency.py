@@ -257,6 +257,7 @@ def machine() -> dict[str, object]:
         "python": platform.python_version(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews every timing
     }
 
 
@@ -444,7 +445,8 @@ def write_backends_report(result: dict, folder: Path) -> None:
     lines = [
         "# CPU backends of the packaged encoder (issue #20)",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores (shared with other work while this ran), torch {m['torch']}, "
+        f"Machine: {m['cpu']}, {m['cores']} cores (1-minute load average at the start: "
+        f"{m.get('load_average_1min', 'not recorded')}), torch {m['torch']}, "
         f"GPU: {m['gpu'] or 'none'}. Command: `python benchmarks/latency.py --backends`. Model: "
         "`e2rank/minilm-l6-e2rank`, batch 32, float32 unless int8. Set: "
         f"{b['subset']} (nDCG@10 of the BM25 order: {b['bm25_ndcg10']:.4f}). Timings are medians over the queries "
