@@ -1,8 +1,8 @@
 """Scale-out on Ray: ``e2rank embed`` / ``rerank-run`` / ``eval`` with ``--engine ray --workers 2`` equal ``--engine
 local``, stored vectors are reused, bad records and setup errors are reported clearly.
 
-One local Ray cluster (2 CPUs) serves the whole module; the data is a real slice of TREC DL 2019 (10 queries x their
-BM25 top 20, the 200 passages they name) from ``../shared/data``, written to a temporary folder.
+One local Ray cluster (2 CPUs) serves the whole module; the data is a real slice of TREC DL 2019 (5 queries x their
+BM25 top 20, the 100 passages they name) from ``../shared/data``, written to a temporary folder.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
-N_QUERIES, DEPTH = 10, 20
+N_QUERIES, DEPTH = 5, 20
 
 
 def _read_run(path: Path) -> dict[str, list[tuple[str, float]]]:
@@ -50,7 +50,7 @@ def assert_same_run(a: Path, b: Path, tol: float = 1e-6) -> None:
 
 @pytest.fixture(scope="module")
 def dl19(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A BEIR folder with 10 judged TREC DL 2019 queries, their BM25 top 20 and the passages they name."""
+    """A BEIR folder with 5 judged TREC DL 2019 queries, their BM25 top 20 and the passages they name."""
     source = require_data("trec-dl-2019")
     folder = tmp_path_factory.mktemp("dl19-slice")
     qrels = (source / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
