@@ -260,3 +260,12 @@ def test_serve_on_ray_answers_a_cohere_client_like_the_plain_service(ray_cluster
         [r.relevance_score for r in over_ray.results], [r["relevance_score"] for r in expected], rtol=0, atol=1e-6
     )
     np.testing.assert_allclose(np.array(embedded.embeddings.float_), np.array(vectors), rtol=0, atol=1e-6)
+
+
+def test_serve_command_takes_the_ray_options(capsys: pytest.CaptureFixture) -> None:
+    """`e2rank serve --ray` is the serve command's own option; bad Ray settings are one line, before any cluster."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "--ray" in capsys.readouterr().out
+    assert main(["serve", "--ray", "--autoscale", "4:1", "--port", "1"]) == 2
+    assert "--autoscale takes MIN:MAX" in capsys.readouterr().err
