@@ -278,11 +278,22 @@ class E2RankModel:
         texts = check_texts("texts", texts)
         return [len(t) for t in self.backend.tokenize_for_cutting(texts)]
 
-    def truncate_to_tokens(self, texts: Sequence[str], max_tokens: int) -> list[str]:
-        """Each text cut after its first ``max_tokens`` tokens, on a character boundary (shorter texts unchanged)."""
+    def truncate_to_tokens(self, texts: Sequence[str], max_tokens: int, *, keep: str = "start") -> list[str]:
+        """Each text cut to ``max_tokens`` tokens on a character boundary (shorter texts unchanged).
+
+        ``keep="start"`` keeps the first tokens (the cut the model itself makes); ``keep="end"`` the last ones.
+        """
         texts = check_texts("texts", texts)
         max_tokens = check_positive_int("max_tokens", max_tokens)
-        return [t.cut(max_tokens) for t in self.backend.tokenize_for_cutting(texts)]
+        if keep not in ("start", "end"):
+            raise ValueError(f"keep must be 'start' or 'end', got {keep!r}")
+        tokenized = self.backend.tokenize_for_cutting(texts)
+        return [t.cut(max_tokens) if keep == "start" else t.cut_start(max_tokens) for t in tokenized]
+
+    @property
+    def max_document_text_tokens(self) -> int:
+        """Tokens of document text one embedding holds: the document budget less the model's own special tokens."""
+        return self.backend.max_document_tokens - self.backend.family.text_overhead
 
     # ----------------------------------------------------------------------------------------- prompts
     def build_listwise_prompt(self, query: str, documents: Sequence[str]) -> str:

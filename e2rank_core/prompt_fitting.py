@@ -55,6 +55,12 @@ class TokenizedText:
             return self.text
         return self.text[: self.token_ends[max_tokens - 1]] if max_tokens > 0 else ""
 
+    def cut_start(self, max_tokens: int) -> str:
+        """The text of its last ``max_tokens`` tokens (from the end of the last token dropped)."""
+        if len(self.token_ends) <= max_tokens:
+            return self.text
+        return self.text[self.token_ends[len(self.token_ends) - max_tokens - 1] :] if max_tokens > 0 else ""
+
 
 @dataclass(frozen=True, slots=True)
 class FittedPrompt:

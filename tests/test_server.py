@@ -300,6 +300,19 @@ def test_max_tokens_per_doc_cuts_documents(server, model):
     assert [r["document"]["text"] for r in results] == [DOCS[r["index"]] for r in results]  # texts as sent
 
 
+def test_tei_truncation_direction_left_keeps_the_end_of_long_texts(server, model):
+    filler = "Notes on regional history and culture. " * 80  # far past the 256-token document budget
+    texts = [filler + "Berlin is the capital of Germany.", filler + "Paris is the capital of France."]
+    body = {"query": "What is the capital of France?", "texts": texts, "return_text": True, "raw_scores": True}
+    right = httpx.post(server.url + "/rerank", headers=AUTH, json=body).json()
+    left = httpx.post(server.url + "/rerank", headers=AUTH, json={**body, "truncation_direction": "Left"}).json()
+    assert right[0]["score"] == right[1]["score"] and right[0]["index"] == 0  # both cut to the same filler: a tie
+    ends = model.truncate_to_tokens(texts, model.max_document_text_tokens, keep="end")
+    assert ends[1].endswith("Paris is the capital of France.") and len(ends[1]) < len(texts[1])
+    assert [r["index"] for r in left] == expected_order(model, body["query"], ends) == [1, 0]
+    assert [r["text"] for r in left] == [texts[r["index"]] for r in left]  # texts as sent
+
+
 # ------------------------------------------------------------------------------------------ auth and bad input
 def test_auth(server):
     import cohere
@@ -336,7 +349,6 @@ BAD_INPUTS = [
     ("/v1/rerank", [QUERY, DOCS], 422),
     ("/v2/rerank", {"query": QUERY, "documents": DOCS, "max_tokens_per_doc": 0}, 422),
     ("/rerank", {"query": QUERY, "texts": []}, 422),
-    ("/rerank", {"query": QUERY, "texts": DOCS, "truncation_direction": "left"}, 422),
     ("/rerank", {"query": QUERY, "texts": DOCS, "truncation_direction": "up"}, 422),
     ("/v1/embeddings", {"input": []}, 422),
     ("/v1/embeddings", {"input": [[101, 102]]}, 422),

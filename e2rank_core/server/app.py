@@ -447,14 +447,18 @@ def create_app(model: E2RankModel | str | None = None, settings: ServerSettings 
     async def rerank_any(body: AnyRerankRequest) -> RerankResponse | list[TEIRank]:
         """With `texts`: Hugging Face TEI (a bare list, best first). With `documents`: as `/v1/rerank`."""
         if isinstance(body, TEIRerankRequest):
-            if body.truncation_direction.lower() == "left":
-                raise InvalidInputError("truncation_direction 'left' is not supported; texts are cut at the end")
-            ranking, _ = await _rerank(service, body.query, body.texts, None)
+            texts = body.texts
+            if body.truncation_direction.lower() == "left":  # keep each text's end instead of its start
+                model, _ = service.ready()
+                service.check_limits(texts, query=body.query)  # before tokenising anything
+                budget = model.max_document_text_tokens
+                texts = await asyncio.to_thread(model.truncate_to_tokens, texts, budget, keep="end")
+            ranking, _ = await _rerank(service, body.query, texts, None)
             return [
                 TEIRank(
                     index=hit.index,
                     score=hit.score if body.raw_scores else scale_score(hit.score),
-                    text=hit.document if body.return_text else None,
+                    text=body.texts[hit.index] if body.return_text else None,
                 )
                 for hit in ranking
             ]

@@ -91,7 +91,7 @@ class TEIRerankRequest(_Request):
     return_text: bool = Field(default=False, description="Include each text in the results.")
     truncate: bool = Field(default=False, description="Accepted; long texts are always cut to the model's limit.")
     truncation_direction: Literal["right", "Right", "left", "Left"] = Field(
-        default="right", description="Only `right` is supported (the end of a text is cut)."
+        default="right", description="`right` cuts a long text's end (the model's own cut); `left` keeps its end."
     )
 
 
