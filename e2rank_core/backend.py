@@ -82,7 +82,7 @@ def resolve_device(device: str | torch.device | None) -> str:
     return name
 
 
-def _check_cpu_runtime(backend: str, resolved: ResolvedModel, device: object, dtype: object) -> None:
+def _check_cpu_runtime(backend: str, resolved: ResolvedModel, device: object, dtype: str | torch.dtype | None) -> None:
     """The exported backends run float32 encoders on the CPU: anything else is a clear error before loading."""
     if resolved.gguf_file:
         raise ValueError(
@@ -91,8 +91,10 @@ def _check_cpu_runtime(backend: str, resolved: ResolvedModel, device: object, dt
         )
     if device is not None and str(device) not in {"cpu", "auto"}:
         raise ValueError(f"backend {backend!r} runs on the CPU; got device={str(device)!r} (use backend='torch' there)")
-    runtime = backend.split("-")[0]
-    if dtype is not None and str(dtype).lower().removeprefix("torch.") not in {"float32", "fp32", "auto"}:
+    from .runtimes import split_backend
+
+    runtime, _ = split_backend(backend)
+    if resolve_dtype(dtype) not in (None, torch.float32):  # one dtype vocabulary: resolve_dtype's
         raise ValueError(
             f"backend {backend!r} exports float32 models; got dtype={dtype!r} (for int8 use backend='{runtime}-int8')"
         )

@@ -22,7 +22,6 @@ From Python::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import signal
 import sys
@@ -89,15 +88,8 @@ def deploy(
         from e2rank_core.server.settings import ServerSettings
 
         config = settings or ServerSettings()
-        loaded = E2RankModel(
-            model or default_model(),
-            device=config.device,
-            dtype=config.dtype,
-            batch_size=config.batch_size,
-            num_input_docs=config.num_input_docs,
-            cache_size=config.cache_size,
-        )
-        return create_app(loaded, config)
+        # the same model options as the plain service (ServerSettings.model_kwargs), loaded before the app is built
+        return create_app(E2RankModel(model or default_model(), **config.model_kwargs()), config)
 
     @serve.deployment(name="E2RankService", ray_actor_options={"num_cpus": num_cpus, "num_gpus": num_gpus})
     @serve.ingress(build_app)
@@ -115,20 +107,11 @@ def deploy(
     return serve.run(E2RankService.options(**options).bind(), name=APP_NAME, route_prefix="/")
 
 
-def _settings_from_args(args: argparse.Namespace) -> Any:
-    from ..server.settings import ServerSettings
-
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerSettings) if hasattr(args, f.name)}
-    if hasattr(args, "no_batching"):
-        values["batching"] = not args.no_batching
-    return ServerSettings(**values)
-
-
-def run_ray_serve(args: argparse.Namespace, settings: Any = None) -> int:
+def run_ray_serve(args: argparse.Namespace, settings: Any) -> int:
     """``e2rank serve --ray``: deploy, log the URL, block until SIGTERM or Ctrl-C, then tear the deployment down.
 
     ``args`` are the ``serve`` command's parsed arguments (with :func:`add_ray_serve_options`); ``settings`` the
-    :class:`~e2rank_core.server.settings.ServerSettings` the command built (else built from ``args``).
+    :class:`~e2rank_core.server.settings.ServerSettings` the command built from them.
     """
     try:
         return _run(args, settings)
@@ -141,7 +124,6 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     from .ray_engine import ray_session
 
     autoscale = parse_autoscale(args.autoscale) if args.autoscale else None
-    settings = settings if settings is not None else _settings_from_args(args)
     try:
         from ray import serve
     except ImportError as exc:
