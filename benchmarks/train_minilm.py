@@ -56,11 +56,17 @@ def build_data(data: Path, work: Path, args: argparse.Namespace) -> list[str]:
     # Teacher for the ties the judgments leave (negatives among themselves) and for unlabeled DL 2022: the base
     # model's own cosine with plain queries (its best zero-shot ranking), unless --teacher first-stage.
     teacher = E2RankModel(args.base, device=args.device, plain_queries=True) if args.teacher == "base-cosine" else None
+    held_out: dict[str, set[str]] = {}
+    if args.holdout_dev:  # the dev split of benchmarks/selection.py: never trained on
+        from selection import dev_query_ids
+
+        held_out = dev_query_ids(data)
     dl21 = build_lists(
-        data / "trec-dl-2021", split="train", lists_per_query=args.dl21_lists, seed=args.seed, teacher=teacher
-    )
+        data / "trec-dl-2021", split="train", lists_per_query=args.dl21_lists, seed=args.seed, teacher=teacher,
+        exclude_queries=held_out.get("trec-dl-2021", ()),
+    )  # fmt: skip
     scifact = build_lists(data / "scifact", split="train", max_positives=2, lists_per_query=args.scifact_per_query,
-                          seed=args.seed, teacher=teacher)  # fmt: skip
+                          seed=args.seed, teacher=teacher, exclude_queries=held_out.get("scifact", ()))  # fmt: skip
     scifact = random.Random(args.seed).sample(scifact, min(args.scifact_lists, len(scifact)))
     sets = [("trec-dl-2021", dl21), ("scifact", scifact)]
     if teacher is not None and args.dl22_lists > 0:
@@ -88,6 +94,9 @@ def run_training(files: list[str], work: Path, args: argparse.Namespace) -> str:
             gradient_accumulation=args.grad_accum,
             learning_rate=args.lr,
             ranknet_factor=args.ranknet_factor,
+            embed_factor=args.embed_factor,
+            anchor_factor=args.anchor_factor,
+            plain_queries=args.plain_queries,
             max_document_tokens=args.train_doc_tokens,
             save_steps=args.save_steps,
             max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
@@ -251,13 +260,7 @@ def write_report(table: dict[str, dict[str, float]], work: Path, args: argparse.
 
 SHIPPED = REPO / "e2rank_core" / "models" / "minilm-l6-e2rank"
 
-MODEL_CARD = """---
-license: other
-base_model: sentence-transformers/all-MiniLM-L6-v2
-library_name: sentence-transformers
-tags: [e2rank, sentence-transformers, listwise-reranking, retrieval]
----
-
+MODEL_CARD = """{header}
 # e2rank/minilm-l6-e2rank
 
 all-MiniLM-L6-v2 fine-tuned with the E2Rank stage-2 objective (arXiv 2510.22733) so that one embedding model
@@ -309,13 +312,7 @@ No evaluation query was used in training (TREC DL 2019, SciFact test, Cranfield 
 scores the float32 weights before the float16 cast; `benchmarks/results/quality.md` in the e2rank repository
 scores the shipped float16 weights (`python benchmarks/quality.py`).
 
-## Licences
-
-- Base model: Apache-2.0.
-- Training data: MS MARCO v2 passages (TREC DL 2021 judged and DL 2022 unlabeled queries; judgments by NIST TREC) -
-  Microsoft MS MARCO terms, non-commercial research use only; SciFact - CC BY-NC 2.0. The fine-tuned weights are
-  therefore for non-commercial research use only (the e2rank code is Apache-2.0).
-"""
+{licences}"""
 
 
 def round_configs(model_dir: Path) -> list[tuple[str, float]]:
@@ -380,8 +377,11 @@ def ship(trained_dir: Path, force: bool) -> None:
     model_config = json.loads((SHIPPED / "config.json").read_text(encoding="utf-8"))
     model_config["dtype"] = "float32"  # load in float32 by default; only the stored weights are float16
     (SHIPPED / "config.json").write_text(json.dumps(model_config, indent=2) + "\n", encoding="utf-8")
+    from selection import CARD_HEADER, LICENCES
+
     rounds = round_configs(trained_dir)
     card = MODEL_CARD.format(
+        header=CARD_HEADER, licences=LICENCES,
         ranknet_factor=config["ranknet_factor"], samples=config["samples"], batch_size=config["batch_size"],
         doc_tokens=config["max_document_tokens"], table=markdown_table(table), reproduce=REPRODUCE,
         num_rounds=len(rounds), rounds="\n".join(f"  {n}. {text}" for n, (text, _) in enumerate(rounds, start=1)),
@@ -419,6 +419,12 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--ranknet-factor", type=float, default=2.0)
+    parser.add_argument("--embed-factor", type=float, default=1.0, help="InfoNCE weight (1.0, the paper's)")
+    parser.add_argument("--anchor-factor", type=float, default=0.0,
+                        help="weight of the anchor to the frozen base's query/doc embeddings (0: off)")  # fmt: skip
+    parser.add_argument("--plain-queries", action="store_true", help="train retrieval queries without Instruct:")
+    parser.add_argument("--holdout-dev", action="store_true",
+                        help="build no list for the dev queries of benchmarks/selection.py")  # fmt: skip
     parser.add_argument("--train-doc-tokens", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None, help="start from this model folder instead of the base (a 2nd round)")

@@ -16,6 +16,7 @@ from .backend import EmbeddingBackend
 from .cache import EmbeddingCache
 from .prompts import retrieval_query_text
 from .resolve import resolve_model
+from .rocchio import check_query_weight, combine_query_embedding, stored_query_weight
 from .scoring import RankedDocument, cosine_scores, l2_normalize, rank_by_score, scale_score
 from .validation import (
     check_bool,
@@ -88,6 +89,10 @@ class E2RankModel:
             ``"openvino"`` (float32 exports, same rankings) and ``"onnx-int8"``, ``"openvino-int8"`` (int8, faster,
             slightly different scores). Exported once, then cached (``$E2RANK_CACHE``, default ``~/.cache/e2rank``);
             see :mod:`e2rank_core.runtimes`. Decoder and GGUF models with a non-torch backend are a ``ValueError``.
+        query_weight: beyond the paper, score by cosine to ``normalize(p + query_weight * q)``, the listwise prompt
+            embedding ``p`` with the query's own retrieval embedding ``q`` added back (Rocchio-style; see
+            :mod:`e2rank_core.rocchio`); costs one short query forward pass, cached. ``0`` is the paper's score.
+            ``None`` (default) reads the weight the model stores in its ``e2rank_config.json``, else 0.
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class E2RankModel:
         show_progress_bar: bool | None = None,
         plain_queries: bool | None = None,
         backend: str | None = None,
+        query_weight: float | None = None,
     ) -> None:
         num_input_docs = check_positive_int("num_input_docs", num_input_docs)
         batch_size = check_positive_int("batch_size", batch_size)
@@ -142,6 +148,9 @@ class E2RankModel:
             backend=backend,
         )
         self.plain_queries: bool = self._follows_plain_queries() if plain_queries is None else plain_queries
+        self.query_weight: float = (
+            stored_query_weight(resolved.path) if query_weight is None else check_query_weight(query_weight)
+        )
         self.cache = EmbeddingCache(cache_size)
         self.encoded_texts = 0  # sequences through the forward pass since load: proves reuse in tests and benchmarks
         self._namespace = "|".join(
@@ -188,6 +197,7 @@ class E2RankModel:
         return (
             f"E2RankModel({self.model_name!r}, {family}, dim={self.dimension}, device={self.device!r}, "
             f"num_input_docs={self.num_input_docs}"
+            + (f", query_weight={self.query_weight:g}" if self.query_weight else "")
             + (f", backend={self.backend_name!r})" if self.backend_name != "torch" else ")")
         )
 
@@ -431,6 +441,7 @@ class E2RankModel:
                 [[doc_lists[i][j] for j in plans[i].prompt_order] for i in active],
                 num_input_docs=k,
             )
+            prompts = self._scoring_vectors([queries[i] for i in active], prompts)
             ranked = [[] for _ in queries]
             for row, i in enumerate(active):
                 cosines = cosine_scores(prompts[row], matrices[i])
@@ -438,6 +449,13 @@ class E2RankModel:
                 local = rank_by_score(cosines, kept)
                 ranked[i] = [RankedDocument(hit.document, hit.score, doc_lists[i][hit.document]) for hit in local]
         return [self._report(hits, top_k, threshold, scaled) for hits in ranked]
+
+    def _scoring_vectors(self, queries: list[str], prompts: np.ndarray) -> np.ndarray:
+        """What candidates are scored against: the prompt embeddings, or with ``query_weight`` > 0 each prompt
+        combined with its query's retrieval embedding (the one rule: ``rocchio.combine_query_embedding``)."""
+        if not self.query_weight or not queries:
+            return prompts
+        return combine_query_embedding(prompts, self.embed_queries(queries), self.query_weight)
 
     @staticmethod
     def _report(
@@ -511,7 +529,8 @@ class E2RankModel:
             window = order[start:end]
             prompt = self.embed_listwise_prompts(
                 [query], [[documents[plan.kept[r]] for r in window]], num_input_docs=len(window)
-            )[0]
+            )
+            prompt = self._scoring_vectors([query], prompt)[0]
             reordered = rank_by_score(cosine_scores(prompt, doc_matrix[window]), window)
             order[start:end] = [r.document for r in reordered]
             for r in reordered:

@@ -24,10 +24,38 @@ Example::
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["combine_query_embedding"]
+__all__ = ["CONFIG_FILE", "check_query_weight", "combine_query_embedding", "stored_query_weight"]
+
+# Settings a model folder carries for e2rank beyond sentence-transformers' own files (written by the selection).
+CONFIG_FILE = "e2rank_config.json"
+
+
+def check_query_weight(weight: object) -> float:
+    """A query weight as a float: a finite real number >= 0 (bools and strings refused)."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float | np.integer | np.floating):
+        raise TypeError(f"query_weight must be a real number, got {type(weight).__name__}")
+    if not np.isfinite(weight) or weight < 0:
+        raise ValueError(f"query_weight must be finite and >= 0, got {weight}")
+    return float(weight)
+
+
+def stored_query_weight(model_path: str | os.PathLike[str]) -> float:
+    """The ``query_weight`` a model folder stores in ``e2rank_config.json``; 0 (the paper's score) without one."""
+    config = Path(model_path) / CONFIG_FILE
+    if not config.is_file():
+        return 0.0
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("query_weight", 0.0)
+        return check_query_weight(value)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{config}: query_weight must be a finite number >= 0 ({exc})") from None
 
 
 def combine_query_embedding(prompt_emb: ArrayLike, query_emb: ArrayLike, weight: float) -> np.ndarray:
@@ -51,10 +79,7 @@ def combine_query_embedding(prompt_emb: ArrayLike, query_emb: ArrayLike, weight:
         >>> print(combine_query_embedding([1.0, 0.0], [0.0, 2.0], 1.0).round(4))
         [0.7071 0.7071]
     """
-    if isinstance(weight, bool) or not isinstance(weight, int | float | np.integer | np.floating):
-        raise TypeError(f"weight must be a real number, got {type(weight).__name__}")
-    if not np.isfinite(weight) or weight < 0:
-        raise ValueError(f"weight must be finite and >= 0, got {weight}")
+    weight = check_query_weight(weight)
     prompt = _unit_rows("prompt_emb", prompt_emb)
     query = _unit_rows("query_emb", query_emb)
     if prompt.shape != query.shape:

@@ -123,6 +123,56 @@ def test_real_embeddings_combined_score_matches_hand_computation(bundled) -> Non
     assert not np.allclose(doc_emb @ combined, doc_emb @ combine_query_embedding(prompt, plain, 0.0), atol=1e-3)
 
 
+def test_query_weight_in_rerank_matches_hand_computation(bundled) -> None:
+    """``E2RankModel(query_weight=w).rerank`` scores every candidate (also past the prompt's 20) by the hand formula
+    cos(p/|p| + w q/|q|, d), with q the model's own retrieval query embedding, in every rerank path."""
+    from e2rank_core import E2RankModel
+
+    model = E2RankModel("e2rank/minilm-l6-e2rank", device="cpu", query_weight=0.5)
+    assert model.query_weight == 0.5 and "query_weight=0.5" in repr(model)
+    query = "What is the capital of France?"
+    docs = DOCS * 5  # 25 candidates
+    doc_emb = model.embed_documents(docs)
+    prompt = [float(x) for x in model.embed_listwise_prompts([query], [docs[:20]])[0]]
+    q = [float(x) for x in model.embed_queries([query])[0]]
+    mixed = _hand_combine(prompt, q, 0.5)
+    norm = math.sqrt(sum(x * x for x in mixed))
+    expected = [sum(a * float(b) for a, b in zip(mixed, d, strict=True)) / norm for d in doc_emb]
+    for hits in (
+        model.rerank(query, docs),
+        model.rerank(query, docs, document_embeddings=doc_emb),
+        model.rerank_batch([query, query], [docs, docs])[1],
+    ):
+        assert sorted(h.index for h in hits) == list(range(25))
+        for h in hits:
+            assert math.isclose(h.score, expected[h.index], abs_tol=1e-5)
+    # the weight changes the scores, and 0 is the paper's listwise score
+    paper = {h.index: h.score for h in bundled.rerank(query, docs)}
+    assert max(abs(paper[i] - expected[i]) for i in range(25)) > 1e-3
+    zero = E2RankModel("e2rank/minilm-l6-e2rank", device="cpu", query_weight=0)
+    assert {h.index: h.score for h in zero.rerank(query, docs)} == pytest.approx(paper, abs=1e-6)
+
+
+def test_query_weight_is_read_from_the_model_folder(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from e2rank_core import E2RankModel
+    from e2rank_core.resolve import resolve_model
+    from e2rank_core.rocchio import CONFIG_FILE
+
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model("e2rank/minilm-l6-e2rank").path, folder)
+    (folder / CONFIG_FILE).write_text(json.dumps({"query_weight": 2.0}), encoding="utf-8")
+    assert E2RankModel(str(folder), device="cpu").query_weight == 2.0
+    assert E2RankModel(str(folder), device="cpu", query_weight=0.0).query_weight == 0.0  # an argument wins
+    (folder / CONFIG_FILE).write_text(json.dumps({"query_weight": "lots"}), encoding="utf-8")
+    with pytest.raises(ValueError, match="query_weight"):
+        E2RankModel(str(folder), device="cpu")
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        E2RankModel("e2rank/minilm-l6-e2rank", device="cpu", query_weight=-1)
+
+
 # ------------------------------------------------------------------------------------------ the dev split
 @pytest.fixture(scope="module")
 def selection():
@@ -142,7 +192,7 @@ def dev(selection):
 
 def test_dev_split_is_fixed_and_disjoint_from_every_evaluation_query(selection, dev) -> None:
     assert [s.name for s in dev] == ["trec-dl-2021", "scifact-train", "scifact-titles"]
-    assert [len(s.queries) for s in dev] == [53, selection.DEV_QUERIES, selection.DEV_QUERIES]
+    assert [len(s.queries) for s in dev] == [selection.DL21_DEV, selection.DEV_QUERIES, selection.TITLE_QUERIES]
     again = selection.dev_subsets(DATA_DIR)
     assert [s.queries for s in again] == [s.queries for s in dev]  # seeded: the same split every time
     selection.check_disjoint(dev, DATA_DIR)  # the real files: no id or text of an evaluation query
@@ -150,10 +200,26 @@ def test_dev_split_is_fixed_and_disjoint_from_every_evaluation_query(selection, 
     # every dev query is training material: DL 2021 / SciFact *train* judgments, or a SciFact title
     from e2rank_core.evaluation import load_beir
 
-    assert set(dev[0].queries) == set(load_beir(DATA_DIR / "trec-dl-2021", "train").qrels)
-    assert set(dev[1].queries) <= set(load_beir(DATA_DIR / "scifact", "train").qrels)
+    assert set(dev[0].queries) < set(load_beir(DATA_DIR / "trec-dl-2021", "train").qrels)
+    assert set(dev[1].queries) < set(load_beir(DATA_DIR / "scifact", "train").qrels)
+    # the held-out queries are the ones the training-list builder leaves out
+    held_out = selection.dev_query_ids(DATA_DIR)
+    assert held_out == {"trec-dl-2021": set(dev[0].queries), "scifact": set(dev[1].queries)}
     test_cited = {d for judged in load_beir(DATA_DIR / "scifact", "test").qrels.values() for d in judged}
     assert all(next(iter(judged)) not in test_cited for judged in dev[2].qrels.values())
+
+
+def test_training_lists_never_hold_a_dev_query(selection) -> None:
+    """``benchmarks/train_minilm.py --holdout-dev`` passes the dev ids to the builder: no list for any of them."""
+    from e2rank_core.training import build_lists
+
+    held_out = selection.dev_query_ids(DATA_DIR)["trec-dl-2021"]
+    dl21 = selection.dev_subsets(DATA_DIR)[0]
+    lists = build_lists(DATA_DIR / "trec-dl-2021", split="train", exclude_queries=held_out)
+    trained_texts = {item.query for item in lists}
+    assert trained_texts and not trained_texts & set(dl21.queries.values())
+    everything = {item.query for item in build_lists(DATA_DIR / "trec-dl-2021", split="train")}
+    assert trained_texts == everything - set(dl21.queries.values())
 
 
 def test_disjointness_check_catches_a_leaked_evaluation_query(selection, dev) -> None:
@@ -171,28 +237,37 @@ def test_disjointness_check_catches_a_leaked_evaluation_query(selection, dev) ->
 
 # ------------------------------------------------------------------------------------------ the shipped model
 def test_shipped_model_loads_offline_and_scores_as_its_card_says(bundled, monkeypatch) -> None:
-    """The card says the default rerank is the cosine of the listwise prompt (query + top 20) and each document."""
+    """The card says what the default rerank is: the listwise prompt (query + top 20), with the query weight the
+    folder stores (0 = the paper's cosine to the prompt); the rerank computes exactly that."""
+    import json
+
     from e2rank_core.resolve import resolve_model
+    from e2rank_core.rocchio import CONFIG_FILE
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     resolved = resolve_model("e2rank/minilm-l6-e2rank")
     assert resolved.source == "bundled" and Path(resolved.path, "model.safetensors").is_file()
     card = Path(resolved.path, "README.md").read_text(encoding="utf-8")
-    assert "reranks listwise (cosine of a listwise prompt" in card
+    assert "reranks listwise (" in card
     assert "listwise = top-20 candidates in the prompt" in card
     assert bundled.num_input_docs == 20
+    stored = Path(resolved.path, CONFIG_FILE)
+    weight = json.loads(stored.read_text(encoding="utf-8"))["query_weight"] if stored.is_file() else 0.0
+    assert bundled.query_weight == weight
+    if stored.is_file():
+        assert f"`query_weight` = {weight:g} is stored in" in card
 
     query = "Which city is the capital of France?"
     docs = DOCS * 5  # 25 candidates: the prompt holds the first 20, all 25 are scored
     hits = bundled.rerank(query, docs)
     doc_emb = bundled.embed_documents(docs)
-    prompt = bundled.embed_listwise_prompts([query], [docs[:20]])[0]
+    prompt = [float(x) for x in bundled.embed_listwise_prompts([query], [docs[:20]])[0]]
     assert bundled.build_listwise_prompt(query, docs).count("[20]") == 1
     assert "[21]" not in bundled.build_listwise_prompt(query, docs)
-    p = [float(x) for x in prompt]
-    p_norm = math.sqrt(sum(x * x for x in p))
+    q = [float(x) for x in bundled.embed_queries([query])[0]]
+    target = _hand_combine(prompt, q, weight)  # weight 0: the unit prompt embedding
     by_index = {h.index: h.score for h in hits}
     for i, doc in enumerate(doc_emb):
         d = [float(x) for x in doc]
-        cosine = sum(a * b for a, b in zip(p, d, strict=True)) / (p_norm * math.sqrt(sum(x * x for x in d)))
+        cosine = sum(a * b for a, b in zip(target, d, strict=True)) / math.sqrt(sum(x * x for x in d))
         assert math.isclose(by_index[i], cosine, abs_tol=1e-5)

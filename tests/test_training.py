@@ -21,6 +21,7 @@ from e2rank_core.training import (
     E2RankLoss,
     TrainConfig,
     TrainingList,
+    anchor_loss,
     build_lists,
     info_nce_loss,
     ranknet_loss,
@@ -67,6 +68,48 @@ def test_ranknet_matches_hand_computation_over_all_ordered_pairs() -> None:
     # 16 documents give 120 pairs, all with the same weight: equal scores -> every pair is log(2)
     flat = torch.ones(1, 16, 4)
     assert ranknet_loss(torch.ones(1, 4), flat, torch.arange(16)[None]).item() == pytest.approx(math.log(2))
+
+
+def test_anchor_loss_matches_hand_computation() -> None:
+    mine = torch.tensor([[3.0, 4.0], [1.0, 0.0]])  # lengths differ on purpose: the loss is cosine-based
+    base = torch.tensor([[4.0, 3.0], [0.0, -2.0]])
+    expected = ((1 - 24 / 25) + (1 - 0.0)) / 2
+    assert anchor_loss(mine, base).item() == pytest.approx(expected, rel=1e-6)
+    assert anchor_loss(base, base).item() == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="shapes"):
+        anchor_loss(mine, base[:1])
+    with pytest.raises(ValueError, match="anchor_model"):
+        E2RankLoss(torch.nn.Identity(), anchor_factor=1.0)
+
+
+def test_anchor_keeps_retrieval_embeddings_near_the_base_while_the_prompt_trains(
+    tiny_qwen3_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "train.jsonl"
+    write_jsonl(_tiny_lists(), data)
+    texts = [d for item in _tiny_lists() for d in item.document]
+    base = E2RankModel(str(tiny_qwen3_dir), device="cpu", dtype="float32", cache_size=0).embed_documents(texts)
+
+    def drift(anchor_factor: float) -> tuple[float, TrainConfig]:
+        config = TrainConfig(
+            str(tiny_qwen3_dir), [str(data)], str(tmp_path / f"anchor-{anchor_factor:g}"), batch_size=4, max_steps=4,
+            learning_rate=3e-3, warmup_ratio=0.0, save_steps=100, device="cpu", progress_bar=False, embed_factor=0.0,
+            anchor_factor=anchor_factor, plain_queries=True,
+        )  # fmt: skip
+        result = train(config)
+        if anchor_factor > 0:
+            assert all("anchor" in row for row in result.history)
+        trained = E2RankModel(config.output_dir, device="cpu", dtype="float32", cache_size=0)
+        assert trained.backend.st_model.prompts["query"] == ""  # plain queries recorded for inference
+        vectors = trained.embed_documents(texts)
+        return float(np.mean(1.0 - np.sum(vectors * base, axis=1))), config
+
+    free, _ = drift(0.0)
+    anchored, config = drift(50.0)
+    assert anchored < free / 2  # the same steps move the document space far less with the anchor
+    # the frozen copy is not part of the saved model
+    saved = E2RankModel(config.output_dir, device="cpu", dtype="float32", cache_size=0).backend.st_model.state_dict()
+    assert set(saved) == set(E2RankModel(str(tiny_qwen3_dir), device="cpu").backend.st_model.state_dict())
 
 
 def test_loss_module_weights_its_parts() -> None:

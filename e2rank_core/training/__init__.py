@@ -9,7 +9,7 @@ Example::
 """
 
 from .data import TrainingList, build_lists, read_jsonl, teacher_ranking, write_jsonl
-from .losses import E2RankLoss, info_nce_loss, ranknet_loss
+from .losses import E2RankLoss, anchor_loss, info_nce_loss, ranknet_loss
 from .trainer import E2RankDataCollator, TrainConfig, TrainResult, plot_history, train
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingList",
+    "anchor_loss",
     "build_lists",
     "info_nce_loss",
     "plot_history",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,6 +75,7 @@ def build_lists(
     seed: int = 0,
     source: str | None = None,
     teacher: E2RankModel | None = None,
+    exclude_queries: Collection[str] = (),
 ) -> list[TrainingList]:
     """Lists of ``list_size`` documents per query of ``split``.
 
@@ -87,6 +88,8 @@ def build_lists(
 
     Without judgments (``split=None``, e.g. TREC DL 2022) ``teacher`` is required and ranks the whole list: the
     first list is the first-stage top ``list_size``, the others a seeded random choice among the top ``depth``.
+
+    Query ids in ``exclude_queries`` (a held-out dev split) get no list.
 
     Documents keep first-stage order inside each list (missed positives go last, where a first stage would have
     put them), as candidates arrive at inference.
@@ -101,7 +104,8 @@ def build_lists(
     rng = random.Random(seed)
     name = source or collection.name
     chosen_lists: list[tuple[str, list[str]]] = []
-    for qid in sorted(collection.queries):
+    excluded = set(exclude_queries)
+    for qid in sorted(set(collection.queries) - excluded):
         judged = collection.qrels.get(qid, {})
         ranked = [d for d in candidates.get(qid, []) if d in collection.corpus]
         rank_of = {d: i for i, d in enumerate(ranked)}

@@ -1,7 +1,10 @@
 """The E2Rank stage-2 objective: InfoNCE on retrieval queries + RankNet on listwise-prompt scores.
 
 ``loss = 1.0 * InfoNCE + 2.0 * RankNet`` (``loss_embed_factor`` / ``loss_ranknet_factor`` of the official
-``scripts/train_e2rank_0.6b.sh``). The functions work on embedding tensors, so they can be checked by hand;
+``scripts/train_e2rank_0.6b.sh``). Beyond the paper, an optional *anchor* term keeps the retrieval embeddings
+(queries and documents) where a frozen copy of the base model puts them (:func:`anchor_loss`), so the listwise
+prompt is learned without moving the embedding space that retrieval and document reuse depend on.
+The functions work on embedding tensors, so they can be checked by hand;
 :class:`E2RankLoss` is the sentence-transformers loss module that embeds the collated features first.
 
 Example::
@@ -51,6 +54,19 @@ def info_nce_loss(
     logits = queries @ documents.T / temperature
     targets = torch.arange(batch, device=logits.device) * size + positive_index.to(logits.device)
     return F.cross_entropy(logits, targets)
+
+
+def anchor_loss(embeddings: torch.Tensor, base_embeddings: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - cos`` between each embedding and the frozen base model's embedding of the same text.
+
+    Args:
+        embeddings: ``(n, d)`` embeddings of the model being trained.
+        base_embeddings: ``(n, d)`` the base model's embeddings of the same inputs (no gradient flows into them).
+    """
+    if embeddings.shape != base_embeddings.shape:
+        raise ValueError(f"shapes differ: {tuple(embeddings.shape)} vs {tuple(base_embeddings.shape)}")
+    cosine = F.cosine_similarity(embeddings, base_embeddings.detach(), dim=-1)
+    return (1.0 - cosine).mean()
 
 
 def ranknet_loss(
@@ -103,17 +119,24 @@ class E2RankLoss(nn.Module):
         ranknet_scale: float = RANKNET_SCALE,
         embed_factor: float = EMBED_LOSS_FACTOR,
         ranknet_factor: float = RANKNET_LOSS_FACTOR,
+        anchor_model: nn.Module | None = None,
+        anchor_factor: float = 0.0,
     ) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if embed_factor < 0 or ranknet_factor < 0:
-            raise ValueError("embed_factor and ranknet_factor must be >= 0")
+        if embed_factor < 0 or ranknet_factor < 0 or anchor_factor < 0:
+            raise ValueError("embed_factor, ranknet_factor and anchor_factor must be >= 0")
+        if anchor_factor > 0 and anchor_model is None:
+            raise ValueError("anchor_factor > 0 needs an anchor_model (the frozen base)")
         self.model = model
         self.temperature = temperature
         self.ranknet_scale = ranknet_scale
         self.embed_factor = embed_factor
         self.ranknet_factor = ranknet_factor
+        self.anchor_factor = anchor_factor
+        # A plain attribute list, not a submodule: the frozen copy is neither trained nor saved with the model.
+        self._anchor = [anchor_model.eval().requires_grad_(False)] if anchor_model is not None else []
 
     def forward(
         self, sentence_features: Iterable[dict[str, torch.Tensor]], labels: torch.Tensor | None
@@ -126,10 +149,17 @@ class E2RankLoss(nn.Module):
         batch, size = positions.shape
         documents = documents.reshape(batch, size, -1)
         positive = positions.argmin(dim=1)
-        return {
+        parts = {
             "infonce": self.embed_factor * info_nce_loss(queries, documents, positive, self.temperature),
             "ranknet": self.ranknet_factor * ranknet_loss(prompts, documents, positions, self.ranknet_scale),
         }
+        if self.anchor_factor > 0:
+            anchor = self._anchor[0]
+            with torch.no_grad():
+                base_queries, base_documents = (anchor(f)["sentence_embedding"] for f in (features[0], features[2]))
+            mine = torch.cat([queries, documents.reshape(batch * size, -1)])
+            parts["anchor"] = self.anchor_factor * anchor_loss(mine, torch.cat([base_queries, base_documents]))
+        return parts
 
     @property
     def citation(self) -> str:

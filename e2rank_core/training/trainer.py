@@ -57,6 +57,7 @@ class E2RankDataCollator:
 
     backend: EmbeddingBackend
     instruction: str | None = None
+    plain_queries: bool = False
     valid_label_columns: list[str] = field(default_factory=lambda: ["ranking"])
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -69,7 +70,8 @@ class E2RankDataCollator:
         if any(len(item.document) != size for item in items):
             raise ValueError("every list in a batch must have the same number of documents")
         backend = self.backend
-        queries = backend.encode_texts([retrieval_query_text(i.query, self.instruction) for i in items], kind="query")
+        query_texts = [retrieval_query_text(i.query, self.instruction, plain=self.plain_queries) for i in items]
+        queries = backend.encode_texts(query_texts, kind="query")
         prompts = [backend.encode_prompt(item.query, item.document) for item in items]
         documents = backend.encode_texts([d for item in items for d in item.document], kind="document")
         batch: dict[str, torch.Tensor] = {}
@@ -89,6 +91,9 @@ class TrainConfig:
     the model's defaults, the same as at inference). ``max_seconds`` is a time budget: training stops after the
     first optimizer step past it (resumed time included) and saves the model as usual; the learning-rate schedule
     is still planned for the full run, so size ``epochs`` to finish inside the budget and treat this as a guard.
+    ``plain_queries`` trains retrieval queries without the ``Instruct:`` wrapper (for bases such as all-MiniLM-L6-v2
+    that never saw one); ``anchor_factor`` > 0 adds the anchor term (``losses.anchor_loss``) against a frozen copy of
+    ``anchor_model`` (default ``base_model``).
     """
 
     base_model: str
@@ -115,6 +120,9 @@ class TrainConfig:
     resume: bool = True
     progress_bar: bool = True
     instruction: str | None = None
+    plain_queries: bool = False
+    anchor_factor: float = 0.0
+    anchor_model: str | None = None
 
 
 @dataclass
@@ -168,6 +176,12 @@ def load_lists(paths: list[str]) -> list[TrainingList]:
     if not lists:
         raise ValueError(f"train_files {paths} hold no samples")
     return lists
+
+
+def _anchor(config: TrainConfig, device: str) -> torch.nn.Module:
+    """A frozen float32 copy of the anchor model (default: the base model) for the anchor loss."""
+    anchor = E2RankModel(config.anchor_model or config.base_model, device=device, dtype="float32", cache_size=0)
+    return anchor.backend.st_model
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -233,13 +247,15 @@ def train(config: TrainConfig) -> TrainResult:
         ranknet_scale=config.ranknet_scale,
         embed_factor=config.embed_factor,
         ranknet_factor=config.ranknet_factor,
+        anchor_model=_anchor(config, model.device) if config.anchor_factor > 0 else None,
+        anchor_factor=config.anchor_factor,
     )
     trainer = SentenceTransformerTrainer(
         model=st_model,
         args=args,
         train_dataset=dataset,
         loss=loss,
-        data_collator=E2RankDataCollator(model.backend, config.instruction),
+        data_collator=E2RankDataCollator(model.backend, config.instruction, config.plain_queries),
     )
     resume_from = get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
     if resume_from:
@@ -253,7 +269,7 @@ def train(config: TrainConfig) -> TrainResult:
     # Record the query format it was trained with, so E2RankModel embeds its retrieval queries that way by default.
     st_model.prompts = {
         **(st_model.prompts or {}),
-        "query": retrieval_query_text("", config.instruction),
+        "query": retrieval_query_text("", config.instruction, plain=config.plain_queries),
         "document": "",
     }
     st_model.save_pretrained(str(output))
@@ -282,7 +298,12 @@ def plot_history(history: list[dict[str, Any]], path: str | Path) -> str | None:
 
     figure, axis = plt.subplots(figsize=(7, 4))
     steps = [row["step"] for row in rows]
-    for key, label in (("loss", "total"), ("infonce", "1.0 x InfoNCE"), ("ranknet", "ranknet_factor x RankNet")):
+    for key, label in (
+        ("loss", "total"),
+        ("infonce", "1.0 x InfoNCE"),
+        ("ranknet", "ranknet_factor x RankNet"),
+        ("anchor", "anchor_factor x anchor"),
+    ):
         if all(key in row for row in rows):
             values = [float(row[key]) for row in rows]
             window = max(1, len(values) // 20)
