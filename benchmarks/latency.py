@@ -1,10 +1,13 @@
 """Per-query cost of reranking N candidates: E2Rank against pointwise and listwise-generation rerankers.
 
-Run: ``python benchmarks/latency.py`` (CPU: about 10 minutes; ``--quick`` for a smoke run). Writes
+Run: ``python benchmarks/latency.py`` (CPU: about 10 minutes; ``--quick`` for a smoke run). ``--gpu`` (one CUDA
+device, a few minutes) measures the official E2Rank-0.6B and -4B shapes at full depth in bfloat16 into
+``benchmarks/results/gpu.{md,json}``, the device's name beside every figure. Writes
 ``benchmarks/results/latency.{md,json,png}``. ``--backends`` (about 8 minutes) instead measures the packaged encoder
 on each CPU backend (torch, ONNX, OpenVINO and their int8 variants: rerank with and without reuse, embedding
 throughput, nDCG@10 on a TREC DL 2019 subset) and the cold start of ``e2rank rerank``, into
-``benchmarks/results/backends.{md,json,png}``.
+``benchmarks/results/backends.{md,json,png}``. ``--cold-start-only`` (about 3 minutes) measures only that cold start,
+with the light loader and without it (``E2RANK_LIGHT_LOADER=0``), into ``benchmarks/results/cold_start.{md,json}``.
 
 Every method runs on the same backbone and the same 100 candidates of about 128 tokens (real TREC DL 2019
 passages when ../shared/data is present):
@@ -78,15 +81,26 @@ class PeakMemory:
 
 
 def measure(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> dict[str, float]:
+    """Median wall time of ``fn`` (CUDA work synchronised before the clock stops) and peak memory: resident on the
+    CPU, allocated on the GPU when CUDA is in use."""
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
     if warm_up:
         fn()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     times = []
     with PeakMemory() as memory:
         for _ in range(repeats):
             start = time.perf_counter()
             fn()
+            if cuda:
+                torch.cuda.synchronize()  # kernels run asynchronously: wait for them before reading the clock
             times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats, "peak_mib": memory.mib}
+    row = {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats, "peak_mib": memory.mib}
+    if cuda:
+        row["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -113,8 +127,19 @@ def candidate_texts(tokenizer, n: int) -> list[str]:
     return texts
 
 
-def official_architecture_dir(layers: int, folder: Path) -> Path:
-    """E2Rank-0.6B's Qwen3 configuration with ``layers`` layers and random weights, ChatML tokenizer, on disk."""
+# The official checkpoints' Qwen3 shapes (E2Rank-0.6B / -4B are Qwen3-Embedding-0.6B / -4B fine-tuned).
+SHAPES: dict[str, dict[str, int]] = {
+    "E2Rank-0.6B": {"hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16},
+    "E2Rank-4B": {"hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36, "num_attention_heads": 32},
+}
+
+
+def official_architecture_dir(
+    layers: int | None, folder: Path, shape: str = "E2Rank-0.6B", dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+) -> Path:  # fmt: skip
+    """An official E2Rank Qwen3 configuration (``shape``; ``layers`` of its layers, all when None) with random
+    weights in ``dtype`` (built on ``device``, saved in that dtype), ChatML tokenizer, on disk."""
     from conftest import QWEN3_CHAT_TEMPLATE, smollm_gguf_path
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
@@ -122,12 +147,12 @@ def official_architecture_dir(layers: int, folder: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
     tokenizer.pad_token = "<|endoftext|>"
+    dims = dict(SHAPES[shape])
+    if layers is not None:
+        dims["num_hidden_layers"] = layers
     config = Qwen3Config(
         vocab_size=151669,
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=layers,
-        num_attention_heads=16,
+        **dims,
         num_key_value_heads=8,
         head_dim=128,
         max_position_embeddings=32768,
@@ -137,16 +162,17 @@ def official_architecture_dir(layers: int, folder: Path) -> Path:
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
     )
     torch.manual_seed(0)
-    Qwen3ForCausalLM(config).save_pretrained(folder)
+    with torch.device(device):  # a 4B model is built where it runs, in its dtype, not first in float32 on the CPU
+        Qwen3ForCausalLM(config).to(dtype).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
 
-def causal_lm(model_dir: str, gguf_file: str | None):
+def causal_lm(model_dir: str, gguf_file: str | None, device: str = "cpu", dtype: torch.dtype = torch.float32):
     from transformers import AutoModelForCausalLM
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **kwargs).eval()
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, **kwargs).to(device).eval()
 
 
 # ----------------------------------------------------------------------------------------------- methods
@@ -164,7 +190,7 @@ def bench_backbone(name: str, model, lm, docs: list[str], repeats: int) -> dict[
 
     @torch.inference_mode()
     def bare_forward() -> None:
-        backend.st_model(dict(features))
+        backend.encoder(dict(features))
 
     rows["prompt_forward"] = measure(bare_forward, repeats)
 
@@ -187,6 +213,7 @@ def bench_backbone(name: str, model, lm, docs: list[str], repeats: int) -> dict[
                     enable_thinking=False,
                 )
                 ids = torch.tensor([tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]])
+                ids = ids.to(lm.device)
                 lm.generate(
                     ids,
                     attention_mask=torch.ones_like(ids),
@@ -360,25 +387,79 @@ BACKEND_NAMES = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 MAIN_COMMAND = ["rerank", "--query", "What is the capital of France?", "examples/data/capitals.txt"]
 
 
-def cold_start(runs: int) -> dict[str, dict[str, float]]:
-    """Wall time of fresh processes: the README's main command (torch, onnx) against importing torch + transformers."""
+def cold_start(runs: int, onnx: bool = True, before: bool = False) -> dict[str, dict[str, float]]:
+    """Wall time of fresh processes: the README's main command (torch, onnx) against importing torch + transformers.
+
+    ``before``: also the main command with ``E2RANK_LIGHT_LOADER=0`` (the model loaded through sentence-transformers,
+    as before the light loader), and the bare ``AutoModel.from_pretrained`` of the bundled model (the floor for any
+    transformers-based load). Every figure comes with all its runs and the ratio of medians to the import.
+    """
     import subprocess
 
     e2rank = str(Path(sys.executable).with_name("e2rank"))
-    commands = {
-        "python -c 'import torch, transformers'": [sys.executable, "-c", "import torch, transformers"],
-        "e2rank rerank (README main command)": [e2rank, *MAIN_COMMAND],
-        "e2rank rerank --backend onnx (export cached)": [e2rank, *MAIN_COMMAND, "--backend", "onnx"],
+    base_name = "python -c 'import torch, transformers'"
+    commands: dict[str, tuple[list[str], dict[str, str]]] = {
+        base_name: ([sys.executable, "-c", "import torch, transformers"], {}),
+        "e2rank rerank (README main command)": ([e2rank, *MAIN_COMMAND], {"E2RANK_LIGHT_LOADER": "1"}),
     }
-    subprocess.run(commands["e2rank rerank --backend onnx (export cached)"], cwd=ROOT, capture_output=True, check=True)
+    if before:
+        # the least any transformers-based load pays: import its modeling stack and read the weights, nothing else
+        bundled = str(ROOT / "e2rank_core" / "models" / "minilm-l6-e2rank")
+        load = "import torch; from transformers import AutoModel; "
+        load += f"AutoModel.from_pretrained({bundled!r}, dtype=torch.float32)"
+        commands["python -c 'AutoModel.from_pretrained(bundled model)' (transformers alone)"] = (
+            [sys.executable, "-c", load],
+            {},
+        )
+        commands["E2RANK_LIGHT_LOADER=0 e2rank rerank (sentence-transformers load)"] = (
+            [e2rank, *MAIN_COMMAND],
+            {"E2RANK_LIGHT_LOADER": "0"},
+        )
+    if onnx:
+        commands["e2rank rerank --backend onnx (export cached)"] = ([e2rank, *MAIN_COMMAND, "--backend", "onnx"], {})
+        subprocess.run(commands["e2rank rerank --backend onnx (export cached)"][0], cwd=ROOT, capture_output=True,
+                       check=True)  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):  # interleaved, so that a busy moment on the machine hits every command alike
-        for name, command in commands.items():
+        for name, (command, env) in commands.items():
             start = time.perf_counter()
-            subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+            subprocess.run(command, cwd=ROOT, capture_output=True, check=True, env={**os.environ, **env})
             times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["python -c 'import torch, transformers'"])
-    return {n: {"median_s": statistics.median(t), "ratio": statistics.median(t) / base} for n, t in times.items()}
+    base = statistics.median(times[base_name])
+    return {
+        n: {"median_s": statistics.median(t), "ratio": statistics.median(t) / base, "runs_s": [round(x, 2) for x in t]}
+        for n, t in times.items()
+    }
+
+
+def save_json(result: dict, path: Path) -> None:
+    """A report's raw numbers, next to its table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def write_cold_start_report(result: dict, folder: Path) -> None:
+    """``cold_start.{md,json}``: the cold-start table alone (``--cold-start-only``)."""
+    save_json(result, folder / "cold_start.json")
+    m = result["machine"]
+    lines = [
+        "# Cold start of the README's main command (issue #20)",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}. Command: "
+        f"`python benchmarks/latency.py --cold-start-only` ({result['runs']} fresh processes per command, "
+        "interleaved; medians). 1-minute load average at the start / end: "
+        f"{result['load_average_start']} / {result['load_average_end']} (other work on the machine slows every "
+        "command; the ratios are taken within this one run). Main command: "
+        f"`e2rank {' '.join(repr(a) if ' ' in a else a for a in MAIN_COMMAND)}` on the bundled "
+        "`e2rank/minilm-l6-e2rank`.",
+        "",
+        "| command | median s | × import torch, transformers | runs s |",
+        "|---|---:|---:|---|",
+    ]
+    for name, r in result["cold_start"].items():
+        runs = ", ".join(f"{x:.2f}" for x in r["runs_s"])
+        lines.append(f"| `{name}` | {r['median_s']:.2f} | {r['ratio']:.2f} | {runs} |")
+    (folder / "cold_start.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def bench_backends(n_queries: int, depth: int, full_queries: int) -> dict:
@@ -499,6 +580,87 @@ def write_backends_report(result: dict, folder: Path) -> None:
     fig.savefig(folder / "backends.png", dpi=120)
 
 
+# ----------------------------------------------------------------------------------------------- GPU (issue #20)
+def run_gpu(shapes: list[str], repeats: int, device: str, layers: int | None, folder: Path) -> dict:
+    """The official architectures at full depth in bfloat16 on one accelerator: E2Rank with reuse and full,
+    pointwise and RankGPT-style generation on the same backbone, N = 100 candidates of ~128 tokens."""
+    import tempfile
+
+    from e2rank_core import E2RankModel
+
+    result: dict = {"machine": machine(), "device": device, "n": 100, "doc_tokens": DOC_TOKENS, "backbones": {},
+                    "not_measured": {}}  # fmt: skip
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else result["machine"]["cpu"]
+    result["device_name"] = name
+    for shape in shapes:
+        depth = layers or SHAPES[shape]["num_hidden_layers"]
+        label = (
+            f"{shape} architecture ({depth} of {SHAPES[shape]['num_hidden_layers']} layers, random weights, bfloat16)"
+        )
+        model = lm = None
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                arch = official_architecture_dir(layers, Path(tmp), shape, torch.bfloat16, device)
+                # dtype=None: the checkpoint's own half precision is kept on an accelerator (the default users get)
+                model = E2RankModel(str(arch), device=device, dtype=None if device != "cpu" else "bfloat16",
+                                    cache_size=0)  # fmt: skip
+                lm = causal_lm(str(arch), None, device, torch.bfloat16)
+                docs = candidate_texts(model.backend.tokenizer, 100)
+                rows = bench_backbone(label, model, lm, docs, repeats)
+                auto_model = model.backend.st_model[0].auto_model
+                rows["settings"] = {
+                    "dtype": str(auto_model.dtype),
+                    "attention": str(getattr(auto_model.config, "_attn_implementation", None)),
+                }
+                result["backbones"][label] = rows
+        except torch.OutOfMemoryError as exc:  # the 4B shape may not fit every accelerator
+            result["not_measured"][shape] = f"out of memory: {str(exc).splitlines()[0]}"
+        finally:
+            del model, lm
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+        write_gpu_report(result, folder)  # after each shape: a run cut short keeps what it measured
+    return result
+
+
+def write_gpu_report(result: dict, folder: Path) -> None:
+    save_json(result, folder / "gpu.json")
+    device = result["device_name"]
+    lines = [
+        "# GPU latency: the official E2Rank architectures at full depth (issue #20)",
+        "",
+        f"Device: **{device}**; torch {result['machine']['torch']}. N = {result['n']} candidates of about "
+        f"{result['doc_tokens']} tokens, one query, medians after a warm-up, CUDA synchronised. Command: "
+        "`python benchmarks/latency.py --gpu`.",
+        "",
+    ]
+    order = ["prompt_forward", "e2rank_reuse", "e2rank_full", "pointwise", "listwise_generation"]
+    for label, rows in result["backbones"].items():
+        settings = rows.get("settings", {})
+        lines += [
+            f"## {label}",
+            "",
+            f"dtype {settings.get('dtype')}, attention {settings.get('attention')}.",
+            "",
+            "| method | device | median ms | × e2rank_reuse | peak GPU MiB |",
+            "|---|---|---:|---:|---:|",
+        ]
+        reuse = rows["e2rank_reuse"]["median_s"]
+        for method in order:
+            if method in rows:
+                row = rows[method]
+                lines.append(f"| {method} | {device} | {row['median_s'] * 1000:.1f} | {row['median_s'] / reuse:.1f} | "
+                             f"{row.get('peak_gpu_mib', float('nan')):.0f} |")  # fmt: skip
+        lines += ["", f"- E2Rank with reuse: {reuse * 1000:.1f} ms on {device} (target < 30 ms for E2Rank-0.6B)"]
+        if "listwise_generation" in rows:
+            ratio = rows["listwise_generation"]["median_s"] / reuse
+            lines.append(f"- listwise generation / E2Rank with reuse: {ratio:.1f}x on {device} (target >= 20x)")
+        lines.append("")
+    for shape, why in result["not_measured"].items():
+        lines += [f"## {shape}: not measured", "", why, ""]
+    (folder / "gpu.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -512,10 +674,31 @@ def main() -> None:
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--skip-smollm", action="store_true")
     parser.add_argument("--backends", action="store_true", help="only the CPU backends and cold start (#20)")
+    parser.add_argument(
+        "--cold-start-only",
+        action="store_true",
+        help="only the cold start of the README's main command, with and without the light loader, --repeats runs",
+    )
     parser.add_argument("--queries", type=int, default=10, help="--backends: TREC DL 2019 queries")
     parser.add_argument("--depth", type=int, default=100, help="--backends: BM25 candidates per query")
+    parser.add_argument("--gpu", action="store_true", help="only the official architectures at full depth on a GPU")
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES), help="--gpu: shapes")
+    parser.add_argument("--device", default="cuda", help="--gpu: the accelerator (cpu with --layers 1: a smoke run)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.gpu:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            sys.exit("--gpu needs a CUDA device (none here): the GPU rows stay 'not measured'")
+        run_gpu(args.shapes, 2 if args.quick else args.repeats, args.device, args.layers, Path(args.output))
+        print((Path(args.output) / "gpu.md").read_text())
+        return
+    if args.cold_start_only:
+        result = {"machine": machine(), "runs": args.repeats, "load_average_start": round(os.getloadavg()[0], 2)}
+        result["cold_start"] = cold_start(runs=args.repeats, onnx=False, before=True)
+        result["load_average_end"] = round(os.getloadavg()[0], 2)
+        write_cold_start_report(result, Path(args.output))
+        print((Path(args.output) / "cold_start.md").read_text())
+        return
     if args.backends:
         result = {"machine": machine(), "backends": bench_backends(args.queries, args.depth, full_queries=3)}
         result["cold_start"] = cold_start(runs=3)

@@ -11,6 +11,7 @@ Only the chat-template scaffolding and the appended EOS are real special tokens.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from .prompt_fitting import TokenizedText, fit_documents_to_budget, fit_prompt, 
 from .prompts import listwise_prompt_content
 from .resolve import ResolvedModel
 from .scoring import l2_normalize
+from .st_folder import light_loader_enabled, load_st_folder
 
 __all__ = ["E2RANK_EOS", "EmbeddingBackend", "EncodedInput", "fit_documents_to_budget", "is_decoder_family"]
 
@@ -110,7 +112,7 @@ class EncodedInput:
 
 
 class EmbeddingBackend:
-    """A sentence-transformers model plus the token layout of its family.
+    """A sentence-transformers model (or its light equivalent, :mod:`e2rank_core.st_folder`) plus its family's tokens.
 
     Built by :class:`~e2rank_core.E2RankModel`; not meant to be used directly.
     """
@@ -130,7 +132,6 @@ class EmbeddingBackend:
         max_prompt_tokens: int | None = None,
         backend: str | None = None,
     ) -> None:
-        from sentence_transformers import SentenceTransformer
         from transformers import AutoConfig
 
         from .runtimes import check_backend, split_backend
@@ -164,41 +165,63 @@ class EmbeddingBackend:
                 f"backend {self.backend_name!r} does not serve decoder models ({resolved.name!r} is a "
                 f"{config.model_type} decoder): only encoder embedders are exported; use backend='torch'"
             )
-        if is_decoder_family(config.model_type):
-            # Always last-token pooling + normalisation, whatever pooling a folder's ST config may claim.
-            from sentence_transformers.base.modules import Normalize, Transformer
-            from sentence_transformers.sentence_transformer.modules import Pooling
+        decoder = is_decoder_family(config.model_type)
 
-            transformer = Transformer(
-                resolved.path,
-                model_kwargs={**model_kwargs, **common},
-                processor_kwargs={**processor_kwargs, **common},
-                config_kwargs={**config_kwargs, **common},
-            )
-            pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken")
-            self.st_model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device=self.device)
-        else:
-            self.st_model = SentenceTransformer(
+        def load_sentence_transformer() -> Any:
+            from sentence_transformers import SentenceTransformer
+
+            if decoder:
+                # Always last-token pooling + normalisation, whatever pooling a folder's ST config may claim.
+                from sentence_transformers.base.modules import Normalize, Transformer
+                from sentence_transformers.sentence_transformer.modules import Pooling
+
+                transformer = Transformer(
+                    resolved.path,
+                    model_kwargs={**model_kwargs, **common},
+                    processor_kwargs={**processor_kwargs, **common},
+                    config_kwargs={**config_kwargs, **common},
+                )
+                pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken")
+                return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=self.device)
+            return SentenceTransformer(
                 resolved.path,
                 device=self.device,
-                model_kwargs=model_kwargs or None,
-                processor_kwargs=processor_kwargs or None,
-                config_kwargs=config_kwargs or None,
+                model_kwargs=dict(model_kwargs) or None,
+                processor_kwargs=dict(processor_kwargs) or None,
+                config_kwargs=dict(config_kwargs) or None,
                 **common,
             )
-        self.st_model.eval()
-        self.tokenizer = self.st_model.tokenizer
+
+        self._load_sentence_transformer = load_sentence_transformer
+        self._st_lock = threading.Lock()
+        self._st_model: Any = None
+        # Encoder folders that are a plain Transformer -> Pooling -> [Normalize] pipeline load without importing
+        # sentence-transformers (seconds of cold start, issue #20); st_model still gives the real one on demand.
+        self._light: torch.nn.Module | None = None
+        if not decoder and not resolved.gguf_file and light_loader_enabled():
+            self._light = load_st_folder(
+                resolved.path,
+                device=self.device,
+                model_kwargs=model_kwargs,
+                processor_kwargs=processor_kwargs,
+                config_kwargs=config_kwargs,
+                **common,
+            )
+        if self._light is None:
+            self._st_model = load_sentence_transformer()
+            self._st_model.eval()
+        self.tokenizer = self.encoder.tokenizer
         if self.tokenizer is None:
             raise ValueError(f"model {resolved.name!r} has no text tokenizer")
         self.family: ModelFamily = family_for(config.model_type, self.tokenizer, resolved.name)
         self.is_decoder = self.family.is_decoder
-        self.dimension: int = int(self.st_model.get_embedding_dimension())
+        self.dimension: int = int(self.encoder.get_embedding_dimension())
 
         position_limit = int(getattr(config, "max_position_embeddings", 0) or 0) or 512
         # Decoders: the E2Rank README's max_length; encoders: their own sentence-transformers limit, so that
         # document embeddings equal ST's encode().
         default_doc = (
-            min(position_limit, 8192) if self.is_decoder else int(self.st_model.max_seq_length or position_limit)
+            min(position_limit, 8192) if self.is_decoder else int(self.encoder.max_seq_length or position_limit)
         )
         self.position_limit = position_limit
         self.max_document_tokens = int(max_document_tokens or default_doc)
@@ -208,13 +231,52 @@ class EmbeddingBackend:
             if getattr(self, name) < 4:
                 raise ValueError(f"{name} must be at least 4, got {getattr(self, name)}")
         self._warned: set[str] = set()
-        # onnx / openvino: the same padded batches go through an exported copy of st_model (see runtimes.py)
+        # onnx / openvino: the same padded batches go through an exported copy of st_model (see runtimes.py), which
+        # loads the SentenceTransformer only when that export is not cached yet
         self.runtime: Any = None
         if runtime != "torch":
             from .runtimes import load_runtime
 
             names = ("input_ids", "attention_mask", *(("token_type_ids",) if self.family.uses_token_type_ids else ()))
-            self.runtime = load_runtime(self.st_model, self.backend_name, resolved.path, names)
+            self.runtime = load_runtime(lambda: self.st_model, self.backend_name, resolved.path, names)
+
+    # ----------------------------------------------------------------------------------------- model
+    @property
+    def st_model(self) -> Any:
+        """The model as a real ``SentenceTransformer`` (the trainer, exports and sentence-transformers' API need one).
+
+        After a light load (:mod:`e2rank_core.st_folder`) it is loaded on first access, which imports
+        sentence-transformers, and from then on it runs the forward pass too: the weights are held once.
+        """
+        if self._st_model is None:
+            with self._st_lock:
+                if self._st_model is None:
+                    model = self._load_sentence_transformer()
+                    model.eval()
+                    self._st_model = model  # set before dropping the light module: see ``encoder``
+                    self._light = None
+        return self._st_model
+
+    @property
+    def encoder(self) -> Any:
+        """What the forward pass runs: the SentenceTransformer once loaded, else the light module."""
+        light = self._light  # read first: st_model sets _st_model before it clears _light
+        return self._st_model if self._st_model is not None else light
+
+    @property
+    def light_loaded(self) -> bool:
+        """True while the forward pass runs without sentence-transformers (see :mod:`e2rank_core.st_folder`)."""
+        return self._st_model is None
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The dtype of the model's weights."""
+        return self.encoder.dtype
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The folder's sentence-transformers prompts (``query``, ``document``, ...)."""
+        return dict(getattr(self.encoder, "prompts", None) or {})
 
     # ----------------------------------------------------------------------------------------- tokens
     def _warn_once(self, kind: str, message: str) -> None:
@@ -306,7 +368,7 @@ class EmbeddingBackend:
             if self.runtime is not None:
                 out[batch] = self.runtime({k: v.numpy() for k, v in features.items()})
                 continue
-            embeddings = self.st_model(features)["sentence_embedding"]
+            embeddings = self.encoder(features)["sentence_embedding"]
             out[batch] = embeddings.float().cpu().numpy()
         return l2_normalize(out)
 
@@ -323,4 +385,4 @@ class EmbeddingBackend:
         features = {"input_ids": ids, "attention_mask": mask}
         if self.family.uses_token_type_ids:
             features["token_type_ids"] = torch.zeros_like(ids)
-        return {k: v.to(self.st_model.device) for k, v in features.items()}
+        return {k: v.to(self.encoder.device) for k, v in features.items()}

@@ -157,7 +157,7 @@ class E2RankModel:
             [
                 resolved.path,
                 resolved.gguf_file or "",
-                str(self.backend.st_model.dtype),
+                str(self.backend.dtype),
                 self.backend.backend_name,
                 str(self.backend.max_document_tokens),
                 str(self.backend.max_query_tokens),
@@ -169,7 +169,7 @@ class E2RankModel:
         """Whether the model wants bare retrieval queries, read from the model itself (see ``plain_queries``)."""
         if self.backend.is_decoder:
             return False
-        prompts = getattr(self.backend.st_model, "prompts", None) or {}
+        prompts = self.backend.prompts
         return not str(prompts.get("query", "")).startswith(INSTRUCT_PROMPT_MARKER)
 
     # ----------------------------------------------------------------------------------------- properties

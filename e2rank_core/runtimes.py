@@ -162,7 +162,10 @@ def _export_onnx(st_model: Any, input_names: tuple[str, ...], target: Path) -> N
 
 
 def export_model(st_model: Any, backend: str, folder: Path, input_names: tuple[str, ...], source: Path | None) -> None:
-    """Write ``backend``'s model file into the empty ``folder``; ``source`` is the float32 ONNX export (cached)."""
+    """Write ``backend``'s model file into the empty ``folder``; ``source`` is the float32 ONNX export (cached).
+
+    ``st_model`` (the SentenceTransformer) is traced when there is no ``source``; otherwise it is not used (None).
+    """
     runtime, int8 = split_backend(backend)
     if source is None:
         _export_onnx(st_model, input_names, folder / "model.onnx")
@@ -188,20 +191,24 @@ def export_model(st_model: Any, backend: str, folder: Path, input_names: tuple[s
         ov.save_model(ov_model, str(folder / "model.xml"), compress_to_fp16=False)
 
 
-def cached_export(st_model: Any, backend: str, model_path: str, input_names: tuple[str, ...]) -> Path:
-    """The exported model file for this model and backend: from the cache, or exported once and cached."""
+def cached_export(get_st_model: Callable[[], Any], backend: str, model_path: str, input_names: tuple[str, ...]) -> Path:
+    """The exported model file for this model and backend: from the cache, or exported once and cached.
+
+    ``get_st_model`` gives the SentenceTransformer to export; it is called only when the export is not cached (after a
+    light load it imports and loads sentence-transformers, seconds that a cached export saves).
+    """
     runtime, _ = split_backend(backend)
     folder = export_cache_root() / export_key(model_path, backend)
     model_file = folder / _MODEL_FILES[runtime]
     if (folder / _MARKER).is_file() and model_file.is_file():
         return model_file
     # every other backend starts from the float32 ONNX export, itself cached: the model is traced once
-    source = None if backend == "onnx" else cached_export(st_model, "onnx", model_path, input_names)
+    source = None if backend == "onnx" else cached_export(get_st_model, "onnx", model_path, input_names)
     folder.parent.mkdir(parents=True, exist_ok=True)
     logger.warning("e2rank: exporting %s for backend %r into %s (once, then reused)", model_path, backend, folder)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        export_model(st_model, backend, staging, input_names, source)
+        export_model(get_st_model() if source is None else None, backend, staging, input_names, source)
         meta = {"model": model_path, "backend": backend, "inputs": list(input_names), "version": EXPORT_VERSION}
         (staging / _MARKER).write_text(json.dumps(meta, indent=1))
         try:
@@ -216,12 +223,15 @@ def cached_export(st_model: Any, backend: str, model_path: str, input_names: tup
 
 
 def load_runtime(
-    st_model: Any, backend: str, model_path: str, input_names: tuple[str, ...]
+    get_st_model: Callable[[], Any], backend: str, model_path: str, input_names: tuple[str, ...]
 ) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
-    """A callable from padded int64 arrays (the core's batches) to sentence embeddings, on the CPU."""
+    """A callable from padded int64 arrays (the core's batches) to sentence embeddings, on the CPU.
+
+    ``get_st_model`` gives the SentenceTransformer, called only if the export has to be made (see ``cached_export``).
+    """
     runtime, _ = split_backend(backend)
     require_runtime(backend)
-    model_file = cached_export(st_model, backend, model_path, input_names)
+    model_file = cached_export(get_st_model, backend, model_path, input_names)
     if runtime == "onnx":
         import onnxruntime as ort
 

@@ -71,7 +71,7 @@ def model_record(model: E2RankModel) -> dict[str, Any]:
         "dimension": int(model.dimension),
         "plain_queries": bool(model.plain_queries),
         "max_document_tokens": getattr(backend, "max_document_tokens", None),
-        "dtype": str(getattr(backend.st_model, "dtype", "")),
+        "dtype": str(getattr(backend, "dtype", "")),
     }
 
 
