@@ -319,8 +319,8 @@ def published_baselines(path: Path = RESULTS / "quality.json") -> dict[str, dict
     """
     quality = json.loads(path.read_text(encoding="utf-8"))
     rows = {
-        "a=0: cosine (plain) [quality.json]": "all-MiniLM-L6-v2: cosine rerank (plain query)",
-        "a=1: listwise [quality.json]": "minilm-l6-e2rank: E2Rank listwise rerank",
+        "base all-MiniLM-L6-v2: cosine (plain) [quality.json]": "all-MiniLM-L6-v2: cosine rerank (plain query)",
+        "previous bundled model: listwise [quality.json]": "minilm-l6-e2rank: E2Rank listwise rerank",
     }
     return {row: {s: 100 * quality[source][s] for s in TEST_SETS} for row, source in rows.items()}
 
@@ -387,6 +387,13 @@ def chosen_setting(work: Path) -> tuple[float, float, str]:
     return alpha, float(match.group(1) or 0.0), record["trained"]
 
 
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def write_report(work: Path) -> None:
     dev = json.loads((work / "dev.json").read_text(encoding="utf-8"))
     test = json.loads((work / "test.json").read_text(encoding="utf-8"))
@@ -396,7 +403,7 @@ def write_report(work: Path) -> None:
     lines = [
         "# Selection on a dev split, then the test sets once (issue #19)",
         "",
-        "Machine: 2-core Intel Xeon CPU (shared), torch CPU, no GPU. nDCG@10 x 100. Reproduce:",
+        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, torch CPU, no GPU. nDCG@10 x 100. Reproduce:",
         "",
         "```bash",
         REPRODUCE,

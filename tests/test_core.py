@@ -289,10 +289,11 @@ def test_plain_queries_skip_the_instruction(minilm: E2RankModel) -> None:
 
 
 def test_query_format_follows_the_model(minilm: E2RankModel, tiny_qwen3: E2RankModel) -> None:
-    # The base encoder was never trained with instructions; e2rank's bundled model and decoders were.
+    # The base encoder was never trained with instructions, nor was e2rank's bundled model (its retrieval side is
+    # anchored to the base: prompts["query"] is ""); decoders (E2Rank's own) were.
     assert minilm.plain_queries is True
     np.testing.assert_array_equal(minilm.embed_queries(["France"]), minilm.embed_queries(["France"], plain=True))
     assert tiny_qwen3.plain_queries is False
     bundled = E2RankModel("e2rank/minilm-l6-e2rank", device="cpu")
-    assert bundled.plain_queries is False
-    assert E2RankModel("e2rank/minilm-l6-e2rank", device="cpu", plain_queries=True).plain_queries is True
+    assert bundled.plain_queries is True
+    assert E2RankModel("e2rank/minilm-l6-e2rank", device="cpu", plain_queries=False).plain_queries is False

@@ -95,7 +95,7 @@ def local(dl19: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, obj
     reuse_forward = model.encoded_texts - before
     model.cache.clear()
     assert main([*args, "--output", str(out / "encode.trec")]) == 0
-    return {"dir": out, "reuse_forward": reuse_forward}
+    return {"dir": out, "reuse_forward": reuse_forward, "passes_per_query": 2 if model.query_weight else 1}
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,8 @@ def ray_cluster():
 def test_reuse_costs_one_forward_pass_per_query_and_equals_encoding(local: dict[str, object]) -> None:
     out = local["dir"]
     assert isinstance(out, Path)
-    assert local["reuse_forward"] == N_QUERIES  # the prompts only: no passage was encoded
+    # the prompts (and queries, when the model's query_weight adds them back) only: no passage was encoded
+    assert local["reuse_forward"] == N_QUERIES * local["passes_per_query"]
     assert_same_run(out / "reuse.trec", out / "encode.trec")
     lines = (out / "reuse.trec").read_text(encoding="utf-8").splitlines()
     assert len(lines) == N_QUERIES * DEPTH and lines[0].split()[3] == "1" and lines[0].endswith(" e2rank")
