@@ -378,7 +378,7 @@ def main() -> None:
 
 
 def chosen_setting(work: Path) -> tuple[float, float, str]:
-    """``(alpha, query_weight, trained)`` of the dev choice; a cosine row ships as an infinite weight's limit."""
+    """``(alpha, query_weight, trained)`` of the dev choice (a listwise row; any other row is refused)."""
     record = json.loads((work / "dev.json").read_text(encoding="utf-8"))
     alpha, variant = parse_row(record["choice"]["row"])
     match = re.fullmatch(r"listwise(?: \+ ([0-9.]+) q \(plain\))?", variant)
