@@ -14,9 +14,10 @@ import torch
 
 from .backend import EmbeddingBackend
 from .cache import EmbeddingCache
+from .model_config import read_stored_settings
 from .prompts import retrieval_query_text
 from .resolve import resolve_model
-from .rocchio import check_query_weight, combine_query_embedding, stored_query_weight
+from .rocchio import check_query_weight, combine_query_embedding
 from .scoring import RankedDocument, cosine_scores, l2_normalize, rank_by_score, scale_score
 from .validation import (
     check_bool,
@@ -65,6 +66,8 @@ class E2RankModel:
             batched runs rank identically, at about twice the CPU time. In float32 such differences stay below
             1e-6 and can only swap documents whose scores tie to that precision.
         num_input_docs: how many candidates (in input order) go into the listwise prompt; the paper uses 20.
+            ``None`` (default) reads the number the model stores in its ``e2rank_config.json``
+            (:mod:`e2rank_core.model_config`), else 20.
         batch_size: texts per forward pass.
         max_document_tokens: token budget of a document embedding (default: the model's limit, at most 8192;
             for sentence-transformers encoders, their ``max_seq_length``).
@@ -101,7 +104,7 @@ class E2RankModel:
         *,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
-        num_input_docs: int = 20,
+        num_input_docs: int | None = None,
         batch_size: int = 32,
         max_document_tokens: int | None = None,
         max_query_tokens: int = 512,
@@ -119,7 +122,8 @@ class E2RankModel:
         backend: str | None = None,
         query_weight: float | None = None,
     ) -> None:
-        num_input_docs = check_positive_int("num_input_docs", num_input_docs)
+        if num_input_docs is not None:
+            num_input_docs = check_positive_int("num_input_docs", num_input_docs)
         batch_size = check_positive_int("batch_size", batch_size)
         if plain_queries is not None:
             plain_queries = check_bool("plain_queries", plain_queries)
@@ -128,7 +132,6 @@ class E2RankModel:
             raise ValueError("model_name_or_path must be a non-empty model id or path")
         _check_window(window_size, stride)
         self.model_name = os.fspath(model_name_or_path)
-        self.num_input_docs = num_input_docs
         self.batch_size = batch_size
         self.window_size = window_size
         self.stride = stride
@@ -148,9 +151,9 @@ class E2RankModel:
             backend=backend,
         )
         self.plain_queries: bool = self._follows_plain_queries() if plain_queries is None else plain_queries
-        self.query_weight: float = (
-            stored_query_weight(resolved.path) if query_weight is None else check_query_weight(query_weight)
-        )
+        stored = read_stored_settings(resolved.path)
+        self.num_input_docs: int = stored.num_input_docs if num_input_docs is None else num_input_docs
+        self.query_weight: float = stored.query_weight if query_weight is None else check_query_weight(query_weight)
         self.cache = EmbeddingCache(cache_size)
         self.encoded_texts = 0  # sequences through the forward pass since load: proves reuse in tests and benchmarks
         self._namespace = "|".join(
@@ -343,6 +346,7 @@ class E2RankModel:
         batch_size: int | None = None,
         window_size: int | None = None,
         stride: int | None = None,
+        query_weight: float | None = None,
     ) -> list[RankedDocument[str]]:
         """Rerank ``documents`` for ``query``: the one contract every adapter calls.
 
@@ -361,6 +365,8 @@ class E2RankModel:
         5. **Order.** Best first; equal scores keep input order; ``index`` points into ``documents``.
         6. **Window.** ``window_size``/``stride`` (default: the model's) switch to RankGPT-style sliding windows
            over the prompt order, back to front, each window reordering only itself.
+        7. **Query weight.** ``query_weight`` (default: the model's, see the constructor) scores by cosine to
+           ``normalize(p + query_weight * q)`` instead, ``q`` the query's retrieval embedding; 0 is the paper's score.
 
         Pass ``document_embeddings`` (from :meth:`embed_documents`, e.g. kept from retrieval) to skip re-encoding:
         then the prompt's forward pass is all the model work.
@@ -379,6 +385,7 @@ class E2RankModel:
             batch_size=batch_size,
             window_size=window_size,
             stride=stride,
+            query_weight=query_weight,
         )[0]
 
     def rerank_batch(
@@ -397,6 +404,7 @@ class E2RankModel:
         batch_size: int | None = None,
         window_size: int | None = None,
         stride: int | None = None,
+        query_weight: float | None = None,
     ) -> list[list[RankedDocument[str]]]:
         """:meth:`rerank` for many queries at once: documents and prompts are embedded in shared batches.
 
@@ -416,6 +424,7 @@ class E2RankModel:
         scaled = check_bool("scale_score", scale_score)
         dedup = check_bool("deduplicate", deduplicate)
         batch_size = check_optional_positive_int("batch_size", batch_size)
+        weight = self.query_weight if query_weight is None else check_query_weight(query_weight)
         window = _check_window(
             self.window_size if window_size is None else window_size, self.stride if stride is None else stride
         )
@@ -431,7 +440,7 @@ class E2RankModel:
 
         if window is not None:
             ranked = [
-                self._sliding_window(q, plan, docs, m, *window) if plan.kept else []
+                self._sliding_window(q, plan, docs, m, *window, weight) if plan.kept else []
                 for q, docs, m, plan in zip(queries, doc_lists, matrices, plans, strict=True)
             ]
         else:
@@ -441,7 +450,7 @@ class E2RankModel:
                 [[doc_lists[i][j] for j in plans[i].prompt_order] for i in active],
                 num_input_docs=k,
             )
-            prompts = self._scoring_vectors([queries[i] for i in active], prompts)
+            prompts = self._scoring_vectors([queries[i] for i in active], prompts, weight)
             ranked = [[] for _ in queries]
             for row, i in enumerate(active):
                 cosines = cosine_scores(prompts[row], matrices[i])
@@ -450,12 +459,12 @@ class E2RankModel:
                 ranked[i] = [RankedDocument(hit.document, hit.score, doc_lists[i][hit.document]) for hit in local]
         return [self._report(hits, top_k, threshold, scaled) for hits in ranked]
 
-    def _scoring_vectors(self, queries: list[str], prompts: np.ndarray) -> np.ndarray:
-        """What candidates are scored against: the prompt embeddings, or with ``query_weight`` > 0 each prompt
+    def _scoring_vectors(self, queries: list[str], prompts: np.ndarray, weight: float) -> np.ndarray:
+        """What candidates are scored against: the prompt embeddings, or with a query ``weight`` > 0 each prompt
         combined with its query's retrieval embedding (the one rule: ``rocchio.combine_query_embedding``)."""
-        if not self.query_weight or not queries:
+        if not weight or not queries:
             return prompts
-        return combine_query_embedding(prompts, self.embed_queries(queries), self.query_weight)
+        return combine_query_embedding(prompts, self.embed_queries(queries), weight)
 
     @staticmethod
     def _report(
@@ -514,7 +523,14 @@ class E2RankModel:
         ]
 
     def _sliding_window(
-        self, query: str, plan: _CandidatePlan, documents: list[str], doc_matrix: np.ndarray, size: int, stride: int
+        self,
+        query: str,
+        plan: _CandidatePlan,
+        documents: list[str],
+        doc_matrix: np.ndarray,
+        size: int,
+        stride: int,
+        weight: float,
     ) -> list[RankedDocument[str]]:
         """RankGPT-style windows from the back of the list to the front; each reorders only itself.
 
@@ -530,7 +546,7 @@ class E2RankModel:
             prompt = self.embed_listwise_prompts(
                 [query], [[documents[plan.kept[r]] for r in window]], num_input_docs=len(window)
             )
-            prompt = self._scoring_vectors([query], prompt)[0]
+            prompt = self._scoring_vectors([query], prompt, weight)[0]
             reordered = rank_by_score(cosine_scores(prompt, doc_matrix[window]), window)
             order[start:end] = [r.document for r in reordered]
             for r in reordered:

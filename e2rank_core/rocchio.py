@@ -24,17 +24,10 @@ Example::
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["CONFIG_FILE", "check_query_weight", "combine_query_embedding", "stored_query_weight"]
-
-# Settings a model folder carries for e2rank beyond sentence-transformers' own files (written by the selection).
-CONFIG_FILE = "e2rank_config.json"
+__all__ = ["check_optional_query_weight", "check_query_weight", "combine_query_embedding"]
 
 
 def check_query_weight(weight: object) -> float:
@@ -46,16 +39,9 @@ def check_query_weight(weight: object) -> float:
     return float(weight)
 
 
-def stored_query_weight(model_path: str | os.PathLike[str]) -> float:
-    """The ``query_weight`` a model folder stores in ``e2rank_config.json``; 0 (the paper's score) without one."""
-    config = Path(model_path) / CONFIG_FILE
-    if not config.is_file():
-        return 0.0
-    try:
-        value = json.loads(config.read_text(encoding="utf-8")).get("query_weight", 0.0)
-        return check_query_weight(value)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{config}: query_weight must be a finite number >= 0 ({exc})") from None
+def check_optional_query_weight(weight: object) -> float | None:
+    """``None`` (the model's own weight) or a valid query weight (:func:`check_query_weight`)."""
+    return None if weight is None else check_query_weight(weight)
 
 
 def combine_query_embedding(prompt_emb: ArrayLike, query_emb: ArrayLike, weight: float) -> np.ndarray:

@@ -162,8 +162,8 @@ def test_query_weight_is_read_from_the_model_folder(tmp_path: Path) -> None:
     import shutil
 
     from e2rank_core import E2RankModel
+    from e2rank_core.model_config import CONFIG_FILE
     from e2rank_core.resolve import resolve_model
-    from e2rank_core.rocchio import CONFIG_FILE
 
     folder = tmp_path / "model"
     shutil.copytree(resolve_model("e2rank/minilm-l6-e2rank").path, folder)
@@ -175,6 +175,57 @@ def test_query_weight_is_read_from_the_model_folder(tmp_path: Path) -> None:
         E2RankModel(str(folder), device="cpu")
     with pytest.raises(ValueError, match="finite and >= 0"):
         E2RankModel("e2rank/minilm-l6-e2rank", device="cpu", query_weight=-1)
+
+
+def test_num_input_docs_is_read_from_the_model_folder(tmp_path: Path, bundled) -> None:
+    """A folder's stored prompt size is the model's default; an argument wins; a bad stored value is an error."""
+    import json
+    import shutil
+
+    from e2rank_core import E2RankModel
+    from e2rank_core.model_config import CONFIG_FILE
+    from e2rank_core.resolve import resolve_model
+
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model("e2rank/minilm-l6-e2rank").path, folder)
+    (folder / CONFIG_FILE).write_text(json.dumps({"num_input_docs": 5}), encoding="utf-8")
+    stored = E2RankModel(str(folder), device="cpu")
+    assert (stored.num_input_docs, stored.query_weight) == (5, 0.0)  # no weight stored: the paper's 0
+    assert E2RankModel(str(folder), device="cpu", num_input_docs=3).num_input_docs == 3  # an argument wins
+    query, docs = "What is the capital of France?", DOCS * 2  # ten candidates: the stored five enter the prompt
+    assert stored.build_listwise_prompt(query, docs).count("[5]") == 1
+    assert "[6]" not in stored.build_listwise_prompt(query, docs)
+    # the same weights and settings: the folder's defaults are the bundled model's per-call overrides
+    got = [(h.index, h.score) for h in stored.rerank(query, docs)]
+    expected = [(h.index, h.score) for h in bundled.rerank(query, docs, num_input_docs=5, query_weight=0)]
+    assert [i for i, _ in got] == [i for i, _ in expected]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], atol=1e-6)
+    for bad in (0, -2, 2.5, "20", None):
+        (folder / CONFIG_FILE).write_text(json.dumps({"num_input_docs": bad}), encoding="utf-8")
+        with pytest.raises(ValueError, match="num_input_docs"):
+            E2RankModel(str(folder), device="cpu")
+
+
+def test_query_weight_per_call_equals_the_constructor_setting(bundled) -> None:
+    from e2rank_core import E2RankModel
+
+    query, docs = "What is the capital of France?", DOCS * 5
+    paper = E2RankModel("e2rank/minilm-l6-e2rank", device="cpu", cache_size=0, query_weight=0)
+    stored_weight = bundled.query_weight  # what the bundled folder stores (> 0)
+    assert stored_weight > 0
+    for weight, model in ((0, paper), (stored_weight, bundled)):
+        per_call = bundled.rerank(query, docs, query_weight=weight)
+        setting = model.rerank(query, docs)
+        assert [h.index for h in per_call] == [h.index for h in setting]
+        np.testing.assert_allclose([h.score for h in per_call], [h.score for h in setting], atol=1e-6)
+        batch = bundled.rerank_batch([query], [docs], query_weight=weight)[0]
+        np.testing.assert_allclose([h.score for h in batch], [h.score for h in setting], atol=1e-6)
+    assert bundled.query_weight == stored_weight  # the per-call override left the model's setting alone
+    default = {h.index: h.score for h in bundled.rerank(query, docs)}
+    zero = {h.index: h.score for h in bundled.rerank(query, docs, query_weight=0)}
+    assert max(abs(default[i] - zero[i]) for i in default) > 1e-3
+    with pytest.raises(ValueError, match="query_weight"):
+        bundled.rerank(query, docs, query_weight=-1)
 
 
 # ------------------------------------------------------------------------------------------ the dev split
@@ -276,33 +327,30 @@ def test_shipped_default_is_not_worse_than_base_cosine_on_held_out_dev_queries(s
 
 # ------------------------------------------------------------------------------------------ the shipped model
 def test_shipped_model_loads_offline_and_scores_as_its_card_says(bundled, monkeypatch) -> None:
-    """The card says what the default rerank is: the listwise prompt (query + top 20), with the query weight the
-    folder stores (0 = the paper's cosine to the prompt); the rerank computes exactly that."""
-    import json
-
+    """The card says what the default rerank is: the listwise prompt (query + top K), with the query weight, both as
+    the folder stores them (weight 0 = the paper's cosine to the prompt); the rerank computes exactly that."""
+    from e2rank_core.model_config import read_stored_settings
     from e2rank_core.resolve import resolve_model
-    from e2rank_core.rocchio import CONFIG_FILE
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     resolved = resolve_model("e2rank/minilm-l6-e2rank")
     assert resolved.source == "bundled" and Path(resolved.path, "model.safetensors").is_file()
-    card = Path(resolved.path, "README.md").read_text(encoding="utf-8")
+    card = " ".join(Path(resolved.path, "README.md").read_text(encoding="utf-8").split())
+    stored = read_stored_settings(resolved.path)
+    weight, k = stored.query_weight, stored.num_input_docs
+    assert (bundled.query_weight, bundled.num_input_docs) == (weight, k)
     assert "reranks listwise (" in card
-    assert "listwise = top-20 candidates in the prompt" in card
-    assert bundled.num_input_docs == 20
-    stored = Path(resolved.path, CONFIG_FILE)
-    weight = json.loads(stored.read_text(encoding="utf-8"))["query_weight"] if stored.is_file() else 0.0
-    assert bundled.query_weight == weight
-    if stored.is_file():
-        assert f"`query_weight` = {weight:g} is stored in" in card
+    assert f"the prompt holds the top {k} candidates" in card
+    assert f"`query_weight` = {weight:g} and `num_input_docs` = {k} are stored in" in card
 
     query = "Which city is the capital of France?"
-    docs = DOCS * 5  # 25 candidates: the prompt holds the first 20, all 25 are scored
+    docs = DOCS * 5  # 25 candidates: the prompt holds the first k, all 25 are scored
+    assert k < len(docs)
     hits = bundled.rerank(query, docs)
     doc_emb = bundled.embed_documents(docs)
-    prompt = [float(x) for x in bundled.embed_listwise_prompts([query], [docs[:20]])[0]]
-    assert bundled.build_listwise_prompt(query, docs).count("[20]") == 1
-    assert "[21]" not in bundled.build_listwise_prompt(query, docs)
+    prompt = [float(x) for x in bundled.embed_listwise_prompts([query], [docs[:k]])[0]]
+    assert bundled.build_listwise_prompt(query, docs).count(f"[{k}]") == 1
+    assert f"[{k + 1}]" not in bundled.build_listwise_prompt(query, docs)
     q = [float(x) for x in bundled.embed_queries([query])[0]]
     target = _hand_combine(prompt, q, weight)  # weight 0: the unit prompt embedding
     by_index = {h.index: h.score for h in hits}
