@@ -10,7 +10,9 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from .cli_options import add_prompt_options
 from .resolve import available_offline_models, default_model
+from .rocchio import check_query_weight
 from .validation import check_optional_positive_int, check_positive_int, check_query
 
 #: Sub-commands that live in their own modules; each module has ``register(subparsers)``.
@@ -55,11 +57,19 @@ def _read_documents(stream: TextIO, input_format: str, source: str) -> list[str]
     return documents
 
 
+def _check_query_weight(value: float) -> float:
+    try:
+        return check_query_weight(value)
+    except ValueError:
+        raise InputError(f"--query-weight must be finite and >= 0, got {value}") from None
+
+
 def _cmd_rerank(args: argparse.Namespace) -> int:
     # Every input check runs before the model loads: a mistake costs milliseconds, not a model load.
     query = check_query(args.query)
     top_k = check_optional_positive_int("--top-k", args.top_k)
-    check_positive_int("--num-input-docs", args.num_input_docs)
+    check_optional_positive_int("--num-input-docs", args.num_input_docs)
+    query_weight = None if args.query_weight is None else _check_query_weight(args.query_weight)
     check_positive_int("--batch-size", args.batch_size)
     if args.file == "-":
         documents = _read_documents(sys.stdin, args.input_format, "standard input")
@@ -81,7 +91,7 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         show_progress_bar=not args.quiet and len(documents) > 64,
     )
-    results = model.rerank(query, documents, top_k=top_k)
+    results = model.rerank(query, documents, top_k=top_k, query_weight=query_weight)
     for rank, hit in enumerate(results, start=1):
         if args.jsonl:
             print(
@@ -119,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--query", "-q", required=True, help="the search query")
     rerank.add_argument("--model", "-m", default=None, help=f"model id or path (default: {default_model()})")
     rerank.add_argument("--top-k", type=int, default=None, help="print only the best K")
-    rerank.add_argument("--num-input-docs", type=int, default=20, help="candidates in the listwise prompt (20)")
+    add_prompt_options(rerank)
     rerank.add_argument("--input-format", choices=["lines", "jsonl"], default="lines")
     rerank.add_argument("--jsonl", action="store_true", help="print JSON lines (rank, index, score, text)")
     rerank.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .model import E2RankModel
 from .resolve import default_model
+from .rocchio import check_optional_query_weight
 from .settings import (
     ModelSettings,
     check_backend,
@@ -111,19 +112,28 @@ class E2RankModelFields(BaseModel):
 class E2RankRerankFields(E2RankModelFields):
     """The rerank options every reranker adapter has, with the core's meaning (see ``E2RankModel.rerank``)."""
 
-    num_input_docs: int = Field(default=20, description="candidates written into the listwise prompt")
+    num_input_docs: int | None = Field(
+        default=None,
+        description="candidates written into the listwise prompt; default: the model's (20 unless its "
+        "e2rank_config.json stores another)",
+    )
+    query_weight: float | None = Field(
+        default=None,
+        description="score by cosine to normalize(p + query_weight * q), >= 0 (0: the paper's score); default: the "
+        "model's (0 unless its e2rank_config.json stores another)",
+    )
     score_threshold: float | None = Field(default=None, description="drop results whose (scaled) score is below")
     scale_score: bool = Field(default=False, description="report (cos + 1) / 2 in [0, 1] instead of the cosine")
     window_size: int | None = Field(default=None, description="sliding windows of this size instead of one prompt")
     stride: int = Field(default=10, description="sliding-window step")
     batch_size: int = Field(default=32, description="texts per forward pass")
 
-    @field_validator("top_n", "window_size", mode="before", check_fields=False)
+    @field_validator("top_n", "window_size", "num_input_docs", mode="before", check_fields=False)
     @classmethod
     def _optional_positive(cls, value: Any, info: Any) -> int | None:
         return check_optional_positive_int(str(info.field_name), value)
 
-    @field_validator("num_input_docs", "stride", "batch_size", mode="before")
+    @field_validator("stride", "batch_size", mode="before")
     @classmethod
     def _positive(cls, value: Any, info: Any) -> int:
         return check_top_k(str(info.field_name), value)
@@ -132,6 +142,11 @@ class E2RankRerankFields(E2RankModelFields):
     @classmethod
     def _threshold(cls, value: Any) -> float | None:
         return check_threshold("score_threshold", value)
+
+    @field_validator("query_weight", mode="before")
+    @classmethod
+    def _query_weight(cls, value: Any) -> float | None:
+        return check_optional_query_weight(value)
 
     def core_options(self) -> dict[str, Any]:
         """These options as keyword arguments of ``E2RankModel.rerank``."""
@@ -142,5 +157,6 @@ class E2RankRerankFields(E2RankModelFields):
             "window_size": self.window_size,
             "stride": self.stride,
             "batch_size": self.batch_size,
+            "query_weight": self.query_weight,
             "deduplicate": True,
         }

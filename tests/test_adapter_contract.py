@@ -8,7 +8,7 @@ and reads back ``(id, score)`` pairs. Every rule is then checked against ``E2Ran
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -29,10 +29,13 @@ from llama_index.embeddings.e2rank import E2RankEmbedding
 from llama_index.postprocessor.e2rank_rerank import E2RankRerank as LlamaRerank
 
 from e2rank_core import E2RankModel, scale_score
+from e2rank_core.model_config import read_stored_settings
+from e2rank_core.resolve import resolve_model
 from e2rank_core.settings import ModelSettings
 from tests.hostile import fewer_in_ci, queries, texts  # also loads the hypothesis profile
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+BUNDLED = "e2rank/minilm-l6-e2rank"  # stores its rerank settings (query_weight > 0) in its e2rank_config.json
 QUERY = "What is the capital of France?"
 TEXTS = [
     "Berlin is the capital of Germany.",
@@ -57,22 +60,25 @@ Result = list[tuple[str, float]]
 
 def run_haystack(query: str, candidates: list[Candidate], **options: Any) -> Result:
     reuse = options.pop("reuse", False)
-    ranker = E2RankRanker(model=MODEL, use_document_embeddings=reuse, top_k=options.pop("top_k", 100), **options)
+    model = options.pop("model", MODEL)
+    ranker = E2RankRanker(model=model, use_document_embeddings=reuse, top_k=options.pop("top_k", 100), **options)
     docs = [HaystackDocument(id=c.id, content=c.text, score=c.score, embedding=c.vector) for c in candidates]
     return [(d.id, d.score) for d in ranker.run(query=query, documents=docs)["documents"]]
 
 
 def run_llama_index(query: str, candidates: list[Candidate], **options: Any) -> Result:
     reuse = options.pop("reuse", False)
-    reranker = LlamaRerank(model=MODEL, use_node_embeddings=reuse, top_n=options.pop("top_k", 100), **options)
+    model = options.pop("model", MODEL)
+    reranker = LlamaRerank(model=model, use_node_embeddings=reuse, top_n=options.pop("top_k", 100), **options)
     nodes = [NodeWithScore(node=TextNode(id_=c.id, text=c.text, embedding=c.vector), score=c.score) for c in candidates]
     return [(n.node.node_id, n.score) for n in reranker.postprocess_nodes(nodes, QueryBundle(query))]
 
 
 def run_langchain(query: str, candidates: list[Candidate], **options: Any) -> Result:
     reuse = options.pop("reuse", False)
+    model = options.pop("model", MODEL)
     reranker = LangChainRerank(
-        model=MODEL, top_n=options.pop("top_k", 100), embedding_metadata_key="vector" if reuse else None, **options
+        model=model, top_n=options.pop("top_k", 100), embedding_metadata_key="vector" if reuse else None, **options
     )
     docs = []
     for c in candidates:
@@ -85,6 +91,13 @@ def run_langchain(query: str, candidates: list[Candidate], **options: Any) -> Re
     return [(d.id, d.metadata["relevance_score"]) for d in reranker.compress_documents(docs, query)]
 
 
+#: Each reranker, built directly (for checks at construction).
+CONSTRUCTORS: dict[str, Callable[..., Any]] = {
+    "haystack": E2RankRanker,
+    "llama_index": LlamaRerank,
+    "langchain": LangChainRerank,
+}
+
 ADAPTERS: dict[str, Callable[..., Result]] = {
     "haystack": run_haystack,
     "llama_index": run_llama_index,
@@ -96,6 +109,12 @@ ADAPTERS: dict[str, Callable[..., Result]] = {
 def shared() -> E2RankModel:
     """The one copy that every adapter below looks up (same model and settings)."""
     return ModelSettings(MODEL, device="cpu").load()
+
+
+@pytest.fixture(scope="module")
+def bundled() -> E2RankModel:
+    """The bundled model as every adapter naming it looks it up."""
+    return ModelSettings(BUNDLED, device="cpu").load()
 
 
 @pytest.fixture(params=list(ADAPTERS))
@@ -172,6 +191,56 @@ def test_prompt_follows_first_stage_scores_not_arrival_order(rerank_with) -> Non
     forward = rerank_with(QUERY, cands, num_input_docs=3)
     backward = rerank_with(QUERY, cands[::-1], num_input_docs=3)
     assert_same(forward, backward)
+
+
+@pytest.mark.parametrize("adapter", list(ADAPTERS))
+def test_model_settings_default_to_the_models_own_and_override_as_in_the_core(
+    adapter: str, bundled: E2RankModel
+) -> None:
+    """``num_input_docs`` and ``query_weight`` left out mean the model's (what its ``e2rank_config.json`` stores);
+    given, they are the core's per-call overrides, with the core's exact scores."""
+    run = ADAPTERS[adapter]
+    cands = candidates(with_scores=True)  # six, so a prompt of three leaves some out
+    stored = read_stored_settings(resolve_model(BUNDLED).path)
+    assert (bundled.query_weight, bundled.num_input_docs) == (stored.query_weight, stored.num_input_docs)
+    assert stored.query_weight > 0  # else (b) below would not tell the default from the paper's score
+
+    # (a) the defaults: exactly E2RankModel.rerank with the model's stored settings
+    default = run(QUERY, cands, model=BUNDLED)
+    assert_same(default, core(bundled, QUERY, cands))
+    assert_same(default, core(bundled, QUERY, cands, **asdict(stored)))
+
+    # (b) query_weight=0: the paper's score, the core's per-call override (and not the default's scores)
+    paper = run(QUERY, cands, model=BUNDLED, query_weight=0)
+    assert_same(paper, core(bundled, QUERY, cands, query_weight=0))
+    assert max(abs(a - b) for (_, a), (_, b) in zip(sorted(paper), sorted(default), strict=True)) > 1e-3
+
+    # (c) num_input_docs: None is the model's, a given value is the core's for that value
+    assert_same(run(QUERY, cands, model=BUNDLED, num_input_docs=None), core(bundled, QUERY, cands))
+    small = 3 if stored.num_input_docs != 3 else 2
+    given = run(QUERY, cands, model=BUNDLED, num_input_docs=small)
+    assert_same(given, core(bundled, QUERY, cands, num_input_docs=small))
+    assert max(abs(a - b) for (_, a), (_, b) in zip(sorted(given), sorted(default), strict=True)) > 1e-4
+    both = run(QUERY, cands, model=BUNDLED, num_input_docs=small, query_weight=0.5)
+    assert_same(both, core(bundled, QUERY, cands, num_input_docs=small, query_weight=0.5))
+
+
+@pytest.mark.parametrize("adapter", list(CONSTRUCTORS))
+def test_bad_query_weight_or_prompt_size_fails_at_construction(adapter: str) -> None:
+    build = CONSTRUCTORS[adapter]
+    for bad, error in [(-1, ValueError), (float("nan"), ValueError), (float("inf"), ValueError), ("x", TypeError)]:
+        with pytest.raises(error, match="query_weight"):
+            build(model=MODEL, query_weight=bad)
+    with pytest.raises(TypeError, match="query_weight"):
+        build(model=MODEL, query_weight=True)
+    with pytest.raises(ValueError, match="num_input_docs"):
+        build(model=MODEL, num_input_docs=0)
+    with pytest.raises(TypeError, match="num_input_docs"):
+        build(model=MODEL, num_input_docs=2.5)
+    built = build(model=MODEL, query_weight=np.float32(0.5), num_input_docs=np.int64(5))
+    assert (built.query_weight, built.num_input_docs) == (0.5, 5)
+    assert type(built.query_weight) is float and type(built.num_input_docs) is int
+    assert (build(model=MODEL).query_weight, build(model=MODEL).num_input_docs) == (None, None)
 
 
 def test_bad_input_gives_the_same_error_class_everywhere(rerank_with) -> None:

@@ -81,6 +81,39 @@ def test_cli_reports_bad_input_cleanly(capsys) -> None:
     assert "not a local path" in capsys.readouterr().err
 
 
+def test_cli_rerank_model_settings_default_to_the_models_own(capsys) -> None:
+    """No flag: the model's stored settings (its e2rank_config.json); --query-weight and --num-input-docs are the
+    core's per-call overrides, with its exact scores."""
+    from e2rank_core import E2RankModel
+
+    bundled = E2RankModel("e2rank/minilm-l6-e2rank", device="cpu")
+    documents = [line for line in CAPITALS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    query = "capital of France"
+
+    def cli(*flags: str) -> list[tuple[int, float]]:
+        argv = ["rerank", "--model", "e2rank/minilm-l6-e2rank", "--device", "cpu", "-q", query, "--jsonl", *flags]
+        assert main([*argv, str(CAPITALS)]) == 0
+        return [(row["index"], row["score"]) for row in map(json.loads, capsys.readouterr().out.splitlines())]
+
+    def core(**options: object) -> list[tuple[int, float]]:
+        return [(h.index, round(h.score, 6)) for h in bundled.rerank(query, documents, **options)]
+
+    def same(got: list[tuple[int, float]], expected: list[tuple[int, float]]) -> bool:
+        return [i for i, _ in got] == [i for i, _ in expected] and all(
+            abs(a - b) <= 1e-6 for (_, a), (_, b) in zip(got, expected, strict=True)
+        )
+
+    default = cli()
+    stored = {"query_weight": bundled.query_weight, "num_input_docs": bundled.num_input_docs}
+    assert same(default, core()) and same(default, core(**stored))
+    paper = cli("--query-weight", "0")
+    assert same(paper, core(query_weight=0)) and not same(paper, default)
+    assert same(cli("--num-input-docs", "3"), core(num_input_docs=3))
+    for flag, value in (("--query-weight", "-1"), ("--query-weight", "nan"), ("--num-input-docs", "0")):
+        assert main(["rerank", "-q", query, flag, value, str(CAPITALS)]) == 2
+        assert flag in capsys.readouterr().err
+
+
 def test_readme_main_command_runs_as_written() -> None:
     command = readme_command("main-command")
     setup, _, run = command.partition(" && ")

@@ -87,6 +87,28 @@ def test_to_dict_from_dict_exact_round_trip(component) -> None:
     assert revived._get_telemetry_data() == {"model": MODEL}
 
 
+def test_model_settings_round_trip_exactly_and_default_to_the_models_own() -> None:
+    """``query_weight`` and ``num_input_docs`` serialize like every init parameter; ``None`` (the model's own)
+    stays ``None`` through ``to_dict``/``from_dict`` and YAML."""
+    ranker = E2RankRanker(model=MODEL, query_weight=0.5, num_input_docs=None)
+    data = ranker.to_dict()
+    assert data["init_parameters"]["query_weight"] == 0.5 and data["init_parameters"]["num_input_docs"] is None
+    revived = E2RankRanker.from_dict(copy.deepcopy(data))
+    assert (revived.query_weight, revived.num_input_docs) == (0.5, None) and revived.to_dict() == data
+    pipeline = Pipeline()
+    pipeline.add_component("ranker", E2RankRanker(model=MODEL, query_weight=0, num_input_docs=5))
+    pipeline.add_component("default", E2RankRanker(model=MODEL))
+    loaded = Pipeline.loads(pipeline.dumps())
+    assert loaded.to_dict() == pipeline.to_dict()
+    assert (loaded.get_component("ranker").query_weight, loaded.get_component("ranker").num_input_docs) == (0.0, 5)
+    assert (loaded.get_component("default").query_weight, loaded.get_component("default").num_input_docs) == (
+        None,
+        None,
+    )
+    with pytest.raises(ValueError, match="query_weight"):
+        E2RankRanker.from_dict({"type": data["type"], "init_parameters": {"query_weight": -1}})
+
+
 def test_hand_written_yaml_defaults_and_device_string() -> None:
     yaml_text = """
 components:

@@ -270,3 +270,29 @@ def test_serve_command_takes_the_ray_options(capsys: pytest.CaptureFixture) -> N
     assert "--ray" in capsys.readouterr().out
     assert main(["serve", "--ray", "--autoscale", "4:1", "--port", "1"]) == 2
     assert "--autoscale takes MIN:MAX" in capsys.readouterr().err
+
+
+def test_engine_options_pass_the_model_settings_through() -> None:
+    """``rerank-run`` and ``eval`` take ``--num-input-docs`` and ``--query-weight``; left out, the workers' model uses
+    its own (stored) settings, given, they reach the model the workers load."""
+    from e2rank_core.cli import build_parser
+    from e2rank_core.model_config import read_stored_settings
+    from e2rank_core.resolve import resolve_model
+    from e2rank_core.scale import EngineOptions
+    from e2rank_core.scale.cli import engine_options
+
+    parser = build_parser()
+    rerank_run = ["rerank-run", "--data", "d", "--run", "r", "--output", "o"]
+    for argv in (rerank_run, ["eval", "--data", "d"]):
+        options = engine_options(parser.parse_args(argv))
+        assert (options.num_input_docs, options.query_weight) == (None, None)
+        options = engine_options(parser.parse_args([*argv, "--num-input-docs", "3", "--query-weight", "0"]))
+        assert (options.num_input_docs, options.query_weight) == (3, 0.0)
+    for bad in ({"query_weight": -1.0}, {"query_weight": float("nan")}, {"num_input_docs": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            EngineOptions(**bad)  # type: ignore[arg-type]
+    stored = read_stored_settings(resolve_model(EngineOptions().model_name()).path)
+    model = EngineOptions(device="cpu").load_model()
+    assert (model.num_input_docs, model.query_weight) == (stored.num_input_docs, stored.query_weight)
+    given = EngineOptions(device="cpu", num_input_docs=3, query_weight=0.5).load_model()
+    assert (given.num_input_docs, given.query_weight) == (3, 0.5)

@@ -85,6 +85,35 @@ def test_health_models_docs_metrics(server):
     assert "e2rank_cache_hits_total" in text and "e2rank_model_loaded 1.0" in text
 
 
+def test_model_settings_default_to_the_models_own():
+    """``num_input_docs`` and ``query_weight`` reach ``E2RankModel`` as given; ``None`` (default) = the model's."""
+    import argparse
+
+    from e2rank_core.server import ServerSettings
+    from e2rank_core.server.cli import register
+
+    defaults = ServerSettings()
+    assert (defaults.num_input_docs, defaults.query_weight) == (None, None)
+    kwargs = ServerSettings(num_input_docs=5, query_weight=0).model_kwargs()
+    assert (kwargs["num_input_docs"], kwargs["query_weight"]) == (5, 0.0)
+    env = ServerSettings.from_env({"E2RANK_NUM_INPUT_DOCS": "7", "E2RANK_QUERY_WEIGHT": "0.5"})
+    assert (env.num_input_docs, env.query_weight) == (7, 0.5)
+    for bad, error in (({"query_weight": -1}, ValueError), ({"query_weight": "x"}, TypeError)):
+        with pytest.raises(error, match="query_weight"):
+            ServerSettings(**bad)
+    with pytest.raises(ValueError, match="num_input_docs"):
+        ServerSettings(num_input_docs=0)
+    with pytest.raises(ValueError, match="E2RANK_QUERY_WEIGHT"):
+        ServerSettings.from_env({"E2RANK_QUERY_WEIGHT": "heavy"})
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["serve"])
+    assert (args.num_input_docs, args.query_weight) == (None, None)
+    args = parser.parse_args(["serve", "--query-weight", "0", "--num-input-docs", "5"])
+    assert (args.num_input_docs, args.query_weight) == (5, 0.0)
+
+
 def test_settings_from_env_and_the_zero_argument_factory(monkeypatch):
     from e2rank_core.server import ServerSettings, app_from_env
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..cli_options import add_prompt_options
 from ..scale.cli import add_engine_options, engine_options
 
 
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--run", default=None, help="first-stage TREC run file")
     source.add_argument("--first-stage", choices=["bm25"], default=None, help="force BM25 (bm25s) as first stage")
     parser.add_argument("--depth", type=int, default=100, help="candidates per query (100)")
-    parser.add_argument("--num-input-docs", type=int, default=20, help="candidates in the listwise prompt (20)")
+    add_prompt_options(parser)
     parser.add_argument("--mode", choices=["listwise", "embedding", "first-stage"], default="listwise")
     parser.add_argument("--measures", nargs="+", default=["nDCG@10"], help="ir-measures names (nDCG@10)")
     parser.add_argument("--split", default="test", help="qrels split (test)")
@@ -56,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             num_input_docs=args.num_input_docs,
             plain_queries=args.plain_queries,
+            query_weight=args.query_weight,
         )
     result = evaluate(
         model,

@@ -156,13 +156,27 @@ def evaluate(
         measures={str(m): float(values[m]) for m in parsed},
         num_queries=len(query_ids),
         depth=depth,
-        num_input_docs=None
-        if mode != "listwise" or (model is None and engine_options is None)
-        else (num_input_docs or (model or engine_options).num_input_docs),  # type: ignore[union-attr]
+        num_input_docs=None if mode != "listwise" else _prompt_size(num_input_docs, model, engine_options),
         first_stage=source,
         seconds=seconds,
         run=ranking,
     )
+
+
+def _prompt_size(num_input_docs: int | None, model: E2RankModel | None, options: EngineOptions | None) -> int | None:
+    """The prompt size a listwise evaluation used: the one given, else the model's (as the workers loaded it)."""
+    if num_input_docs is not None:
+        return num_input_docs
+    if model is not None:
+        return model.num_input_docs
+    if options is None:
+        return None
+    if options.num_input_docs is not None:
+        return options.num_input_docs
+    from ..model_config import read_stored_settings
+    from ..resolve import resolve_model
+
+    return read_stored_settings(resolve_model(options.model_name()).path).num_input_docs
 
 
 def save_result(result: EvalResult, output_dir: str | Path) -> tuple[Path, Path]:

@@ -15,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from ..cli_options import add_prompt_options
 from .common import ScaleError
 
 
@@ -43,7 +44,8 @@ def engine_options(args: argparse.Namespace, **overrides: object):  # -> EngineO
         "model": getattr(args, "model", None),
         "device": getattr(args, "device", None),
         "dtype": getattr(args, "dtype", None),
-        "num_input_docs": getattr(args, "num_input_docs", 20),
+        "num_input_docs": getattr(args, "num_input_docs", None),
+        "query_weight": getattr(args, "query_weight", None),
         "batch_size": getattr(args, "batch_size", 32),
         "plain_queries": getattr(args, "plain_queries", None),
         "workers": args.workers,
@@ -94,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rerank.add_argument("--output", required=True, help="TREC run file to write")
     rerank.add_argument("--depth", type=int, default=100, help="candidates per query (100)")
     rerank.add_argument("--embeddings", default=None, help="Parquet (id, vector) from e2rank embed: reuse them")
-    rerank.add_argument("--num-input-docs", type=int, default=20, help="candidates in the listwise prompt (20)")
+    add_prompt_options(rerank)
     _model_options(rerank)
     add_engine_options(rerank)
     rerank.set_defaults(func=_guarded(_cmd_rerank_run))

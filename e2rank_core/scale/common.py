@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..rocchio import check_optional_query_weight
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -57,25 +59,30 @@ class EngineOptions:
 
     ``workers`` is the number of model actors (each loads the model once); ``gpus_per_worker`` may be a fraction
     (several actors share a GPU); ``ray_address`` is ``None`` (a running cluster from ``RAY_ADDRESS``, else a new
-    local one), ``"auto"`` or ``"ray://host:10001"``.
+    local one), ``"auto"`` or ``"ray://host:10001"``. ``num_input_docs`` and ``query_weight`` are passed to the
+    model (``None``: the model's own, i.e. what its ``e2rank_config.json`` stores, else 20 and 0).
     """
 
     model: str | None = None
     device: str | None = None
     dtype: str | None = None
-    num_input_docs: int = 20
+    num_input_docs: int | None = None
     batch_size: int = 32
     plain_queries: bool | None = None
     workers: int = 1
     gpus_per_worker: float = 0.0
     ray_address: str | None = None
     progress: bool = True
+    query_weight: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("num_input_docs", "batch_size", "workers"):
             value = getattr(self, name)
+            if name == "num_input_docs" and value is None:
+                continue  # the model's own (stored) value
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        object.__setattr__(self, "query_weight", check_optional_query_weight(self.query_weight))
         if not isinstance(self.gpus_per_worker, int | float) or self.gpus_per_worker < 0:
             raise ValueError(f"gpus_per_worker must be a number >= 0, got {self.gpus_per_worker!r}")
 
@@ -93,6 +100,7 @@ class EngineOptions:
             device=self.device,
             dtype=self.dtype,
             num_input_docs=self.num_input_docs,
+            query_weight=self.query_weight,
             batch_size=self.batch_size,
             plain_queries=self.plain_queries,
             show_progress_bar=False,
@@ -257,11 +265,12 @@ class QueryTask:
     vectors: list[np.ndarray | None] | None = None
 
 
-def rerank_tasks(model: E2RankModel, tasks: Sequence[QueryTask], num_input_docs: int, batch_size: int) -> str:
+def rerank_tasks(model: E2RankModel, tasks: Sequence[QueryTask], num_input_docs: int | None, batch_size: int) -> str:
     """Rerank a batch of queries (shared forward passes) and return their TREC lines, in task order.
 
     Stored vectors are passed as ``document_embeddings`` (reused, not re-encoded); a candidate without one is
-    encoded. The prompt holds the first ``num_input_docs`` candidates in first-stage order.
+    encoded. The prompt holds the first ``num_input_docs`` candidates in first-stage order (``None``: the model's
+    ``num_input_docs``).
     """
     tasks = [t for t in tasks if t.doc_ids]
     if not tasks:

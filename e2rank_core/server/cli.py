@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 
+from ..cli_options import add_prompt_options
 from .settings import ServerSettings
 
 _DEFAULTS = ServerSettings()
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16")
     parser.add_argument("--backend", default=None, help="torch (default), onnx, openvino, onnx-int8, openvino-int8")
     parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="texts per forward pass")
-    parser.add_argument("--num-input-docs", type=int, default=_DEFAULTS.num_input_docs, help="candidates in the prompt")
+    add_prompt_options(parser)
     parser.add_argument("--cache-size", type=int, default=_DEFAULTS.cache_size, help="embeddings kept in the cache")
     parser.add_argument("--max-batch-size", type=int, default=_DEFAULTS.max_batch_size, help="requests per batch")
     parser.add_argument(
@@ -81,6 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_input_docs=args.num_input_docs,
         cache_size=args.cache_size,
+        query_weight=args.query_weight,
     )
     resolve_model(args.model)  # fail now, with the core's message, if the model cannot load here
     if args.ray:

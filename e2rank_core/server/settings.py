@@ -19,6 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..rocchio import check_optional_query_weight
+
+#: Fields whose default is ``None`` but whose environment value is a number: parsed as the type of this example.
+_OPTIONAL_NUMBERS: dict[str, int | float] = {"num_input_docs": 0, "query_weight": 0.0}
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -36,8 +41,9 @@ class ServerSettings:
         max_body_bytes: largest request body; larger is a 413.
         max_queue: most requests waiting for or in the model at once; more get 429 with ``Retry-After``.
         retry_after_s: the ``Retry-After`` seconds sent with 429 and 503.
-        device, dtype, backend, batch_size, num_input_docs, cache_size: passed to ``E2RankModel`` when the model is
-            given by name.
+        device, dtype, backend, batch_size, num_input_docs, cache_size, query_weight: passed to ``E2RankModel`` when
+            the model is given by name; ``num_input_docs`` and ``query_weight`` ``None`` (default): the model's (what
+            its ``e2rank_config.json`` stores, else 20 and 0).
     """
 
     api_key: str | None = None
@@ -54,8 +60,9 @@ class ServerSettings:
     dtype: str | None = None
     backend: str | None = None
     batch_size: int = 32
-    num_input_docs: int = 20
+    num_input_docs: int | None = None
     cache_size: int = 10_000
+    query_weight: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_documents", "max_text_chars", "max_body_bytes", "max_queue"):
@@ -64,8 +71,11 @@ class ServerSettings:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("batch_size", "num_input_docs", "retry_after_s"):
             value = getattr(self, name)
+            if name == "num_input_docs" and value is None:
+                continue  # the model's own
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        object.__setattr__(self, "query_weight", check_optional_query_weight(self.query_weight))
         if self.cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {self.cache_size}")
         if not (self.max_wait_ms >= 0):
@@ -82,6 +92,7 @@ class ServerSettings:
             "batch_size": self.batch_size,
             "num_input_docs": self.num_input_docs,
             "cache_size": self.cache_size,
+            "query_weight": self.query_weight,
         }
 
     @classmethod
@@ -93,7 +104,7 @@ class ServerSettings:
             raw = environ.get(f"E2RANK_{field.name.upper()}")
             if raw is None or raw == "":
                 continue
-            default = field.default
+            default = _OPTIONAL_NUMBERS.get(field.name, field.default)
             if isinstance(default, bool):
                 values[field.name] = raw.strip().lower() not in {"0", "false", "no", "off"}
             elif isinstance(default, int):

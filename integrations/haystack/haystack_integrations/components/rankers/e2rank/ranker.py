@@ -11,6 +11,7 @@ from haystack.utils import ComponentDevice, Secret
 from haystack_integrations.common.e2rank import E2RankComponent, document_text
 from haystack_integrations.common.e2rank.component import DEFAULT_TOKEN, check_documents, check_separator
 
+from e2rank_core.rocchio import check_optional_query_weight
 from e2rank_core.settings import check_flag, check_meta_fields, check_threshold, check_top_k
 from e2rank_core.validation import check_optional_positive_int
 
@@ -55,7 +56,7 @@ class E2RankRanker(E2RankComponent):
         device: ComponentDevice | None = None,
         token: Secret | None = DEFAULT_TOKEN,
         top_k: int = 10,
-        num_input_docs: int = 20,
+        num_input_docs: int | None = None,
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
         score_threshold: float | None = None,
@@ -68,6 +69,7 @@ class E2RankRanker(E2RankComponent):
         model_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
         backend: str = "torch",
+        query_weight: float | None = None,
     ) -> None:
         """Check and store the settings; the model is loaded by :meth:`warm_up` (or the first :meth:`run`).
 
@@ -77,7 +79,8 @@ class E2RankRanker(E2RankComponent):
             device: where to run; ``None`` picks the best available (resolved here, like Haystack's rankers).
             token: Hugging Face token for gated models (resolved at warm-up).
             top_k: how many documents to return (> 0).
-            num_input_docs: how many candidates enter the listwise prompt (the paper uses 20).
+            num_input_docs: how many candidates enter the listwise prompt (> 0); ``None`` (default): the model's
+                (20 unless its ``e2rank_config.json`` stores another).
             meta_fields_to_embed, embedding_separator: meta values prepended to the content.
             score_threshold: drop documents whose written (possibly scaled) score is below this.
             scale_score: map cosine [-1, 1] to [0, 1] with ``e2rank_core.scale_score``.
@@ -89,10 +92,13 @@ class E2RankRanker(E2RankComponent):
             trust_remote_code: allow custom model code; off unless you need it.
             backend: the forward pass: ``"torch"``, or on the CPU ``"onnx"``, ``"openvino"`` (and their ``-int8``
                 variants) for encoder models; see ``e2rank_core.runtimes``.
+            query_weight: score by cosine to ``normalize(p + query_weight * q)``, the prompt embedding with the
+                query's own embedding added back (>= 0; 0 is the paper's score, see ``e2rank_core.rocchio``);
+                ``None`` (default): the model's (0 unless its ``e2rank_config.json`` stores another).
         """
         self._init_model_settings(model, device, token, dtype, model_kwargs, trust_remote_code, backend)
         self.top_k = check_top_k("top_k", top_k)
-        self.num_input_docs = check_top_k("num_input_docs", num_input_docs)
+        self.num_input_docs = check_optional_positive_int("num_input_docs", num_input_docs)
         self.meta_fields_to_embed = check_meta_fields("meta_fields_to_embed", meta_fields_to_embed)
         self.embedding_separator = check_separator(embedding_separator)
         self.score_threshold = check_threshold("score_threshold", score_threshold)
@@ -101,6 +107,7 @@ class E2RankRanker(E2RankComponent):
         self.window_size = check_optional_positive_int("window_size", window_size)
         self.stride = check_top_k("stride", stride)
         self.batch_size = check_top_k("batch_size", batch_size)
+        self.query_weight = check_optional_query_weight(query_weight)
 
     @component.output_types(documents=list[Document])
     def run(
@@ -134,6 +141,7 @@ class E2RankRanker(E2RankComponent):
             window_size=self.window_size,
             stride=self.stride,
             batch_size=self.batch_size,
+            query_weight=self.query_weight,
         )
         return {"documents": [replace(documents[hit.index], score=hit.score) for hit in hits]}
 
