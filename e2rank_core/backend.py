@@ -24,7 +24,13 @@ from .prompt_fitting import TokenizedText, fit_documents_to_budget, fit_prompt, 
 from .prompts import listwise_prompt_content
 from .resolve import ResolvedModel
 from .scoring import l2_normalize
-from .st_folder import light_loader_enabled, load_st_folder
+from .st_folder import (
+    StFolderEncoder,
+    TokenizerOnlyEncoder,
+    light_loader_enabled,
+    load_st_folder,
+    load_st_folder_tokenizer,
+)
 
 __all__ = ["E2RANK_EOS", "EmbeddingBackend", "EncodedInput", "fit_documents_to_budget", "is_decoder_family"]
 
@@ -134,7 +140,7 @@ class EmbeddingBackend:
     ) -> None:
         from transformers import AutoConfig
 
-        from .runtimes import check_backend, split_backend
+        from .runtimes import cached_export_file, check_backend, split_backend
 
         self.resolved = resolved
         self.backend_name = check_backend(backend)
@@ -197,8 +203,19 @@ class EmbeddingBackend:
         self._st_model: Any = None
         # Encoder folders that are a plain Transformer -> Pooling -> [Normalize] pipeline load without importing
         # sentence-transformers (seconds of cold start, issue #20); st_model still gives the real one on demand.
-        self._light: torch.nn.Module | None = None
-        if not decoder and not resolved.gguf_file and light_loader_enabled():
+        # With an exported backend whose export is cached, not even the PyTorch model is needed: the tokenizer and
+        # the folder's settings are (TokenizerOnlyEncoder), and the forward pass is the exported graph.
+        self._light: StFolderEncoder | TokenizerOnlyEncoder | None = None
+        light = not decoder and not resolved.gguf_file and light_loader_enabled()
+        if light and runtime != "torch" and cached_export_file(self.backend_name, resolved.path) is not None:
+            self._light = load_st_folder_tokenizer(
+                resolved.path,
+                model_kwargs=model_kwargs,
+                processor_kwargs=processor_kwargs,
+                config_kwargs=config_kwargs,
+                **common,
+            )
+        if light and self._light is None:
             self._light = load_st_folder(
                 resolved.path,
                 device=self.device,
@@ -259,7 +276,8 @@ class EmbeddingBackend:
 
     @property
     def encoder(self) -> Any:
-        """What the forward pass runs: the SentenceTransformer once loaded, else the light module."""
+        """The SentenceTransformer once loaded, else the light module (tokenizer and settings only, from a cached
+        export: the forward pass is then ``runtime``)."""
         light = self._light  # read first: st_model sets _st_model before it clears _light
         return self._st_model if self._st_model is not None else light
 
@@ -269,8 +287,16 @@ class EmbeddingBackend:
         return self._st_model is None
 
     @property
+    def torch_model_loaded(self) -> bool:
+        """False while no PyTorch model is held: an exported backend running from its cached export (issue #20).
+
+        ``st_model`` still loads one on first access (or when the export has to be made).
+        """
+        return self._st_model is not None or isinstance(self._light, StFolderEncoder)
+
+    @property
     def dtype(self) -> torch.dtype | None:
-        """The dtype of the model's weights."""
+        """The dtype of the model's weights (float32 for the exported graphs' inputs and outputs)."""
         return self.encoder.dtype
 
     @property

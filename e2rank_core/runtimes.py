@@ -191,17 +191,32 @@ def export_model(st_model: Any, backend: str, folder: Path, input_names: tuple[s
         ov.save_model(ov_model, str(folder / "model.xml"), compress_to_fp16=False)
 
 
+def cached_export_file(backend: str, model_path: str) -> Path | None:
+    """The cached exported model file for this model and backend, or ``None`` when it has not been exported yet.
+
+    The one cache-hit rule (:func:`cached_export` reuses it): the folder named by :func:`export_key` holds a finished
+    export (its marker, written last, and the model file). The backend loads no PyTorch model when this is a file.
+    """
+    runtime, _ = split_backend(backend)
+    if runtime not in _MODEL_FILES:
+        return None
+    folder = export_cache_root() / export_key(model_path, backend)
+    model_file = folder / _MODEL_FILES[runtime]
+    return model_file if (folder / _MARKER).is_file() and model_file.is_file() else None
+
+
 def cached_export(get_st_model: Callable[[], Any], backend: str, model_path: str, input_names: tuple[str, ...]) -> Path:
     """The exported model file for this model and backend: from the cache, or exported once and cached.
 
     ``get_st_model`` gives the SentenceTransformer to export; it is called only when the export is not cached (after a
     light load it imports and loads sentence-transformers, seconds that a cached export saves).
     """
+    cached = cached_export_file(backend, model_path)
+    if cached is not None:
+        return cached
     runtime, _ = split_backend(backend)
     folder = export_cache_root() / export_key(model_path, backend)
     model_file = folder / _MODEL_FILES[runtime]
-    if (folder / _MARKER).is_file() and model_file.is_file():
-        return model_file
     # every other backend starts from the float32 ONNX export, itself cached: the model is traced once
     source = None if backend == "onnx" else cached_export(get_st_model, "onnx", model_path, input_names)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -255,4 +270,12 @@ def load_runtime(
     return run_openvino
 
 
-__all__ = ["BACKENDS", "check_backend", "export_cache_root", "export_key", "load_runtime", "split_backend"]
+__all__ = [
+    "BACKENDS",
+    "cached_export_file",
+    "check_backend",
+    "export_cache_root",
+    "export_key",
+    "load_runtime",
+    "split_backend",
+]

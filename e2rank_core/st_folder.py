@@ -12,6 +12,11 @@ the same pooling arithmetic and the same prompts. Anything else (another module,
 lasttoken, ``include_prompt: false``, a PEFT adapter, an encoder-decoder backbone, a processor that is not a plain
 tokenizer, ``truncate_dim``, ``device_map``, flash attention, ...) makes :func:`load_st_folder` return ``None``, and
 the caller loads ``SentenceTransformer`` as before. ``E2RANK_LIGHT_LOADER=0`` turns this path off.
+
+When the forward pass is an exported graph that is already cached (``backend="onnx"`` and the others,
+:mod:`e2rank_core.runtimes`), not even ``AutoModel`` is needed: :func:`load_st_folder_tokenizer` reads the same plan
+and loads only the config and the tokenizer (:class:`TokenizerOnlyEncoder`), which keeps ``transformers``' modeling
+code (``torch._dynamo``, ``torch.distributed.tensor``, scipy: seconds of imports) out of the process.
 """
 
 from __future__ import annotations
@@ -375,25 +380,17 @@ def _lowercase_first(tokenizer: Any) -> bool:
     return True
 
 
-def load_st_folder(
-    path: str,
-    *,
-    device: str,
-    model_kwargs: dict[str, Any] | None = None,
-    processor_kwargs: dict[str, Any] | None = None,
-    config_kwargs: dict[str, Any] | None = None,
-    trust_remote_code: bool = False,
-    token: str | None = None,
-) -> StFolderEncoder | None:
-    """The folder's encoder as ``SentenceTransformer(path, device=..., model_kwargs=..., ...)`` would load it.
-
-    ``None`` when the folder or the keyword arguments ask for anything this module does not reproduce.
+def _loading_kwargs(
+    plan: FolderPlan,
+    model_kwargs: dict[str, Any] | None,
+    processor_kwargs: dict[str, Any] | None,
+    config_kwargs: dict[str, Any] | None,
+    trust_remote_code: bool,
+    token: str | None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
+    """The keyword arguments sentence-transformers' Transformer module hands to transformers (model, processor,
+    config): the folder's own, then the hub ones, then the caller's. ``None`` for ones this module does not reproduce.
     """
-    plan = read_st_folder(path)
-    if plan is None:
-        return None
-    # The keyword arguments sentence-transformers' Transformer module hands to transformers: the folder's own,
-    # then the hub ones, then the caller's.
     hub = {
         "subfolder": plan.transformer_subfolder,
         "token": token,
@@ -411,8 +408,12 @@ def load_st_folder(
         return None
     if plan.max_seq_length is not None and "model_max_length" not in processor_kw:
         processor_kw["model_max_length"] = plan.max_seq_length
+    return model_kw, processor_kw, config_kw
 
-    from transformers import AutoConfig, AutoModel, AutoProcessor, PreTrainedTokenizerBase
+
+def _encoder_config(path: str, plan: FolderPlan, config_kw: dict[str, Any]) -> Any:
+    """The backbone's ``PretrainedConfig`` when it is a plain encoder that ``AutoModel`` loads, else ``None``."""
+    from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(path, **config_kw)
     if (
@@ -422,6 +423,57 @@ def load_st_folder(
         or getattr(config, "hidden_size", None) != plan.dimension
     ):
         return None
+    return config
+
+
+def _cap_model_max_length(tokenizer: Any, config: Any, processor_kw: dict[str, Any]) -> None:
+    """The tokenizer's limit, capped at the position table unless model_max_length was given (max_seq_length counts)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if "model_max_length" not in processor_kw and limit is not None and limit != -1:
+        tokenizer.model_max_length = min(tokenizer.model_max_length, limit)
+
+
+def _prepare(
+    path: str,
+    model_kwargs: dict[str, Any] | None,
+    processor_kwargs: dict[str, Any] | None,
+    config_kwargs: dict[str, Any] | None,
+    trust_remote_code: bool,
+    token: str | None,
+) -> tuple[FolderPlan, tuple[dict[str, Any], dict[str, Any], dict[str, Any]], Any] | None:
+    """The folder's plan, the (model, processor, config) keyword arguments and the encoder config; ``None`` where
+    the folder or the arguments ask for anything this module does not reproduce."""
+    plan = read_st_folder(path)
+    if plan is None:
+        return None
+    kwargs = _loading_kwargs(plan, model_kwargs, processor_kwargs, config_kwargs, trust_remote_code, token)
+    if kwargs is None:
+        return None
+    config = _encoder_config(path, plan, kwargs[2])
+    return None if config is None else (plan, kwargs, config)
+
+
+def load_st_folder(
+    path: str,
+    *,
+    device: str,
+    model_kwargs: dict[str, Any] | None = None,
+    processor_kwargs: dict[str, Any] | None = None,
+    config_kwargs: dict[str, Any] | None = None,
+    trust_remote_code: bool = False,
+    token: str | None = None,
+) -> StFolderEncoder | None:
+    """The folder's encoder as ``SentenceTransformer(path, device=..., model_kwargs=..., ...)`` would load it.
+
+    ``None`` when the folder or the keyword arguments ask for anything this module does not reproduce.
+    """
+    prepared = _prepare(path, model_kwargs, processor_kwargs, config_kwargs, trust_remote_code, token)
+    if prepared is None:
+        return None
+    plan, (model_kw, processor_kw, config_kw), config = prepared
+
+    from transformers import AutoModel, AutoProcessor, PreTrainedTokenizerBase
+
     processor = AutoProcessor.from_pretrained(path, **processor_kw)
     if not isinstance(processor, PreTrainedTokenizerBase):
         return None  # a multimodal processor: sentence-transformers' own business
@@ -430,11 +482,103 @@ def load_st_folder(
     if hasattr(config, "use_cache"):  # sentence-transformers turns the KV cache off unless config_kwargs set it
         config.use_cache = config_kw.get("use_cache", False)
     auto_model = AutoModel.from_pretrained(path, config=config, **model_kw)
-    # the tokenizer's limit, capped at the position table unless model_max_length was given (max_seq_length counts)
-    limit = getattr(auto_model.config, "max_position_embeddings", None)
-    if "model_max_length" not in processor_kw and limit is not None and limit != -1:
-        processor.model_max_length = min(processor.model_max_length, limit)
+    _cap_model_max_length(processor, auto_model.config, processor_kw)
     return StFolderEncoder(auto_model, processor, plan).to(device).eval()
 
 
-__all__ = ["LIGHT_LOADER_ENV", "FolderPlan", "StFolderEncoder", "light_loader_enabled", "load_st_folder"]
+def _processor_is_tokenizer(path: str, plan: FolderPlan, config: Any) -> bool:
+    """Whether ``AutoProcessor.from_pretrained`` on this local folder ends in its ``AutoTokenizer`` fallback.
+
+    transformers 5's AutoProcessor first looks for a processor class (processor / preprocessor / video processor
+    configs, ``processor_class`` or an ``auto_map["AutoProcessor"]`` in the tokenizer config or the model config, the
+    model type's registered processor) and only then tries ``AutoTokenizer``. The same checks, read from the files
+    without importing ``transformers.processing_utils`` (which imports the modeling code, issue #20).
+    """
+    from transformers.models.auto.auto_mappings import PROCESSOR_MAPPING_NAMES
+    from transformers.utils import FEATURE_EXTRACTOR_NAME, PROCESSOR_NAME, VIDEO_PROCESSOR_NAME
+
+    folder = _relative(Path(path), plan.transformer_subfolder)
+    processor_files = (PROCESSOR_NAME, FEATURE_EXTRACTOR_NAME, VIDEO_PROCESSOR_NAME)
+    if folder is None or any((folder / name).exists() for name in processor_files):
+        return False
+    tokenizer_config = _json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").exists() else {}
+    if not isinstance(tokenizer_config, dict):
+        return False
+    for processor_class, auto_map in (
+        (tokenizer_config.get("processor_class"), tokenizer_config.get("auto_map")),
+        (getattr(config, "processor_class", None), getattr(config, "auto_map", None)),
+    ):
+        if processor_class is not None or "AutoProcessor" in (auto_map or {}):
+            return False
+    return config.model_type not in PROCESSOR_MAPPING_NAMES
+
+
+class TokenizerOnlyEncoder:
+    """The folder's tokenizer and sentence-transformers settings, with no weights: for exported forward passes.
+
+    When ``backend`` is ``onnx`` / ``openvino`` (or their int8 variants) and the export is already cached
+    (:func:`e2rank_core.runtimes.cached_export_file`), the forward pass is the exported graph, so the PyTorch model
+    is not loaded at all (issue #20). This object answers what :class:`~e2rank_core.backend.EmbeddingBackend` reads
+    from its encoder: ``tokenizer``, ``device`` (the CPU), ``dtype``, ``prompts``, ``default_prompt_name``,
+    ``max_seq_length`` and ``get_embedding_dimension()``; it has no forward pass.
+    """
+
+    #: The exported graphs take and return float32 (the int8 variants quantise weights inside the graph only).
+    dtype: torch.dtype = torch.float32
+
+    def __init__(self, tokenizer: Any, plan: FolderPlan) -> None:
+        self.tokenizer = tokenizer
+        self.plan = plan
+        self.prompts: dict[str, str] = dict(plan.prompts)
+        self.default_prompt_name = plan.default_prompt_name
+        self.device = torch.device("cpu")
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.tokenizer.model_max_length)
+
+    def get_embedding_dimension(self) -> int:
+        return self.plan.dimension
+
+
+def load_st_folder_tokenizer(
+    path: str,
+    *,
+    model_kwargs: dict[str, Any] | None = None,
+    processor_kwargs: dict[str, Any] | None = None,
+    config_kwargs: dict[str, Any] | None = None,
+    trust_remote_code: bool = False,
+    token: str | None = None,
+) -> TokenizerOnlyEncoder | None:
+    """What :func:`load_st_folder` gives, without the model: its tokenizer (same class, same settings) and plan.
+
+    Loads the tokenizer with ``AutoTokenizer`` (``AutoProcessor`` imports the modeling code), only where
+    ``AutoProcessor`` would have fallen back to that same call; ``None`` wherever :func:`load_st_folder` would return
+    ``None`` before loading weights, and for folders with a processor of their own.
+    """
+    prepared = _prepare(path, model_kwargs, processor_kwargs, config_kwargs, trust_remote_code, token)
+    if prepared is None or not _processor_is_tokenizer(path, prepared[0], prepared[2]):
+        return None
+    plan, (_, processor_kw, _), config = prepared
+
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **processor_kw)
+    except Exception:  # AutoProcessor would go on to other classes here: leave the folder to load_st_folder
+        return None
+    if plan.do_lower_case and not _lowercase_first(tokenizer):
+        return None
+    _cap_model_max_length(tokenizer, config, processor_kw)
+    return TokenizerOnlyEncoder(tokenizer, plan)
+
+
+__all__ = [
+    "LIGHT_LOADER_ENV",
+    "FolderPlan",
+    "StFolderEncoder",
+    "TokenizerOnlyEncoder",
+    "light_loader_enabled",
+    "load_st_folder",
+    "load_st_folder_tokenizer",
+]

@@ -7,6 +7,9 @@ those exports (which is itself one of the things tested).
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from itertools import islice
@@ -14,14 +17,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import SMOLLM_ID, require_data
 
 from e2rank_core import E2RankModel, runtimes
+from e2rank_core.st_folder import LIGHT_LOADER_ENV, TokenizerOnlyEncoder
 
 MODEL = "e2rank/minilm-l6-e2rank"
 FLOAT_BACKENDS = ("onnx", "openvino")
 INT8_BACKENDS = ("onnx-int8", "openvino-int8")
 N_QUERIES, DEPTH = 2, 20
+ROOT = Path(__file__).resolve().parents[1]
+QUERY = "What is the capital of France?"
+TEXTS = [
+    "Paris is the capital and most populous city of France.",
+    "lorem ipsum dolor sit amet " * 120,  # past max_seq_length: truncated the same way on both paths
+    "Ünïcödé façade — 東京は日本の首都です 🚀 naïve café",
+    "a special-looking string <|endoftext|> in the middle of a document",
+]
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +126,69 @@ def test_export_happens_once_and_is_reused(models, exports: dict[str, int], cach
     assert exports["onnx"] == 1 and onnx_file.stat().st_mtime_ns == before
     docs = ["Paris is the capital of France.", "Berlin is the capital of Germany."]
     np.testing.assert_allclose(again.embed_documents(docs), models["onnx"].embed_documents(docs), atol=1e-6)
+
+
+def test_cached_export_loads_no_torch_model(models, monkeypatch: pytest.MonkeyPatch, capitals: list[str]) -> None:
+    """Issue #20: with the export cached, only the tokenizer and the folder's settings load, and nothing changes."""
+    fast = E2RankModel(MODEL, backend="onnx", cache_size=0)
+    backend = fast.backend
+    assert runtimes.cached_export_file("onnx", backend.resolved.path) is not None
+    assert not backend.torch_model_loaded and backend.light_loaded
+    assert isinstance(backend.encoder, TokenizerOnlyEncoder)
+    monkeypatch.setenv(LIGHT_LOADER_ENV, "0")  # the opt-out: as before, the SentenceTransformer is loaded
+    plain = E2RankModel(MODEL, backend="onnx", cache_size=0)
+    assert plain.backend.torch_model_loaded and not plain.backend.light_loaded
+    ours, theirs = fast.rerank(QUERY, capitals), plain.rerank(QUERY, capitals)
+    assert [h.index for h in ours] == [h.index for h in theirs]
+    np.testing.assert_allclose([h.score for h in ours], [h.score for h in theirs], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(fast.embed_documents(TEXTS), plain.embed_documents(TEXTS), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(fast.embed_queries([QUERY]), plain.embed_queries([QUERY]), atol=1e-6, rtol=0)
+    # everything read from the encoder: the same values as from the SentenceTransformer
+    st_model = plain.backend.st_model
+    assert type(backend.tokenizer) is type(st_model.tokenizer)
+    assert backend.tokenizer(TEXTS)["input_ids"] == st_model.tokenizer(TEXTS)["input_ids"]
+    assert backend.encoder.max_seq_length == st_model.max_seq_length == backend.max_document_tokens
+    assert backend.prompts == st_model.prompts and backend.dimension == st_model.get_embedding_dimension()
+    assert backend.dtype == st_model.dtype == torch.float32
+    assert fast._namespace == plain._namespace and fast.plain_queries == plain.plain_queries
+
+
+def test_st_model_after_a_load_without_torch_model(models) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    fast = E2RankModel(MODEL, backend="onnx", cache_size=0)
+    backend = fast.backend
+    assert not backend.torch_model_loaded
+    before = fast.embed_documents(TEXTS)
+    st_model = backend.st_model  # loaded on demand, as after a light load
+    assert isinstance(st_model, SentenceTransformer) and not st_model.training
+    assert backend.torch_model_loaded and backend.encoder is st_model and backend.st_model is st_model
+    exporter = models["onnx"].backend  # loaded before the export existed: its SentenceTransformer made the export
+    assert exporter.torch_model_loaded and not exporter.light_loaded
+    reference = exporter.st_model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(st_model.encode(TEXTS, normalize_embeddings=True), reference, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(before, reference, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(fast.embed_documents(TEXTS), before, atol=1e-6, rtol=0)  # still the exported graph
+
+
+def test_cli_with_cached_export_never_imports_the_modeling_code(models) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # E2RANK_CACHE: the module's cache
+    env.pop(LIGHT_LOADER_ENV, None)
+    command = [sys.executable, "-X", "importtime", "-m", "e2rank_core.cli", "rerank", "--backend", "onnx"]
+    result = subprocess.run(
+        [*command, "--query", QUERY, "examples/data/capitals.txt"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0].split()[2] == "[2]"  # Paris first
+    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+([\w.]+)$", result.stderr, re.MULTILINE))
+    assert {"transformers", "onnxruntime", "e2rank_core.st_folder"} <= imported  # the hook saw the imports
+    for heavy in ("transformers.modeling_utils", "transformers.processing_utils", "sentence_transformers"):
+        assert not {name for name in imported if name == heavy or name.startswith(heavy + ".")}, heavy
 
 
 def test_cli_rerank_with_onnx(models, capsys: pytest.CaptureFixture[str], capitals: list[str]) -> None:
