@@ -140,7 +140,7 @@ class EmbeddingBackend:
     ) -> None:
         from transformers import AutoConfig
 
-        from .runtimes import cached_export_file, check_backend, split_backend
+        from .runtimes import check_backend, export_needs_torch_model, split_backend
 
         self.resolved = resolved
         self.backend_name = check_backend(backend)
@@ -203,11 +203,12 @@ class EmbeddingBackend:
         self._st_model: Any = None
         # Encoder folders that are a plain Transformer -> Pooling -> [Normalize] pipeline load without importing
         # sentence-transformers (seconds of cold start, issue #20); st_model still gives the real one on demand.
-        # With an exported backend whose export is cached, not even the PyTorch model is needed: the tokenizer and
-        # the folder's settings are (TokenizerOnlyEncoder), and the forward pass is the exported graph.
+        # With an exported backend whose export is cached (or made from the cached float32 ONNX file), not even the
+        # PyTorch model is needed: the tokenizer and the folder's settings are (TokenizerOnlyEncoder), and the
+        # forward pass is the exported graph.
         self._light: StFolderEncoder | TokenizerOnlyEncoder | None = None
         light = not decoder and not resolved.gguf_file and light_loader_enabled()
-        if light and runtime != "torch" and cached_export_file(self.backend_name, resolved.path) is not None:
+        if light and not export_needs_torch_model(self.backend_name, resolved.path):
             self._light = load_st_folder_tokenizer(
                 resolved.path,
                 model_kwargs=model_kwargs,

@@ -205,6 +205,18 @@ def cached_export_file(backend: str, model_path: str) -> Path | None:
     return model_file if (folder / _MARKER).is_file() and model_file.is_file() else None
 
 
+def export_needs_torch_model(backend: str, model_path: str) -> bool:
+    """Whether loading ``backend`` for this model needs the PyTorch model: only to trace the float32 ONNX export.
+
+    Every other export (int8, OpenVINO) is made from the cached float32 ONNX file (see :func:`cached_export`), so once
+    that file exists no backend needs the PyTorch model again.
+    """
+    runtime, _ = split_backend(backend)
+    if runtime not in _MODEL_FILES:
+        return True
+    return cached_export_file(backend, model_path) is None and cached_export_file("onnx", model_path) is None
+
+
 def cached_export(get_st_model: Callable[[], Any], backend: str, model_path: str, input_names: tuple[str, ...]) -> Path:
     """The exported model file for this model and backend: from the cache, or exported once and cached.
 
@@ -276,6 +288,7 @@ __all__ = [
     "check_backend",
     "export_cache_root",
     "export_key",
+    "export_needs_torch_model",
     "load_runtime",
     "split_backend",
 ]

@@ -153,6 +153,18 @@ def test_cached_export_loads_no_torch_model(models, monkeypatch: pytest.MonkeyPa
     assert fast._namespace == plain._namespace and fast.plain_queries == plain.plain_queries
 
 
+def test_exports_from_the_cached_float_onnx_load_no_torch_model(models, exports: dict[str, int]) -> None:
+    """Only tracing the float32 ONNX export needs the PyTorch model: the others are made from that cached file."""
+    assert models["onnx"].backend.torch_model_loaded  # loaded first, with nothing cached: it traced the export
+    for backend in ("openvino", *INT8_BACKENDS):  # loaded after it, each exported here (once) from its file
+        assert exports[backend] == 1
+        assert not models[backend].backend.torch_model_loaded, backend
+        assert isinstance(models[backend].backend.encoder, TokenizerOnlyEncoder)
+    path = models["onnx"].backend.resolved.path
+    assert not runtimes.export_needs_torch_model("onnx-int8", path)
+    assert runtimes.export_needs_torch_model("torch", path)
+
+
 def test_st_model_after_a_load_without_torch_model(models) -> None:
     from sentence_transformers import SentenceTransformer
 
