@@ -51,6 +51,39 @@ _DTYPES: dict[str, torch.dtype] = {
     "double": torch.float64,
 }
 
+#: On a CPU a forward pass costs about as much as its padded tokens, so a batch is cut wherever padding would pass
+#: this share of its real tokens (embed_documents of BM25 candidates about 1.3x faster on 2 cores, issue #20).
+#: Accelerators keep full batches: there a batch's cost grows little with its size.
+CPU_PADDING_LIMIT = 0.1
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, padding_limit: float | None = None) -> list[list[int]]:
+    """Indices of ``lengths``, longest first, cut into batches of at most ``batch_size``.
+
+    With ``padding_limit`` a batch is also cut before a sequence whose padding to the batch's longest would make the
+    padded tokens exceed ``(1 + padding_limit)`` times the real ones (a single sequence is never padded).
+
+        >>> length_batches([3, 10, 9, 3], batch_size=8, padding_limit=0.1)
+        [[1, 2], [0, 3]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    if padding_limit is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    real = 0
+    for i in order:
+        if batch and (
+            len(batch) == batch_size or lengths[batch[0]] * (len(batch) + 1) > (1 + padding_limit) * (real + lengths[i])
+        ):
+            batches.append(batch)
+            batch, real = [], 0
+        batch.append(i)
+        real += lengths[i]
+    if batch:
+        batches.append(batch)
+    return batches
+
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     """``None``/``"auto"`` keeps the checkpoint's dtype (float32 for GGUF); strings name a torch dtype."""
@@ -377,14 +410,14 @@ class EmbeddingBackend:
     def embed_ids(
         self, sequences: Sequence[Sequence[int]], *, batch_size: int = 32, show_progress_bar: bool = False
     ) -> np.ndarray:
-        """Forward passes over token ids, length-sorted batches, L2-normalised float32 output."""
+        """Forward passes over token ids, length-sorted batches (:func:`length_batches`), L2-normalised float32."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         out = np.zeros((len(sequences), self.dimension), dtype=np.float32)
         if not sequences:
             return out
-        order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        padding_limit = CPU_PADDING_LIMIT if self.device.split(":")[0] == "cpu" else None
+        batches = length_batches([len(s) for s in sequences], batch_size, padding_limit)
         iterator: Any = batches
         if show_progress_bar:
             from tqdm.auto import tqdm

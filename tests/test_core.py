@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from e2rank_core import E2RankModel, ModelNotAvailableError, RankedDocument, scale_score
-from e2rank_core.backend import fit_documents_to_budget, is_decoder_family
+from e2rank_core.backend import CPU_PADDING_LIMIT, fit_documents_to_budget, is_decoder_family, length_batches
 from e2rank_core.prompts import cut_to_words, listwise_prompt_content, retrieval_query_text
 
 QUERY = "What is the capital of France?"
@@ -101,6 +101,51 @@ def test_cache_avoids_reencoding_and_is_bounded(tiny_qwen3_dir) -> None:
     np.testing.assert_array_equal(second, first[[3, 2]])
     first[0] = 0.0  # mutating a returned array must not corrupt the cache
     np.testing.assert_array_equal(model.embed_documents(["d"])[0], second[0])
+
+
+@pytest.mark.parametrize("padding_limit", [None, 0.0, CPU_PADDING_LIMIT, 1.0])
+def test_length_batches_cover_every_index_longest_first(padding_limit: float | None) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        lengths = rng.integers(1, 300, size=int(rng.integers(1, 120))).tolist()
+        batches = length_batches(lengths, 16, padding_limit)
+        flat = [i for batch in batches for i in batch]
+        assert sorted(flat) == list(range(len(lengths)))
+        assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+        assert all(1 <= len(batch) <= 16 for batch in batches)
+        if padding_limit is None:  # accelerators: full batches in length order
+            assert all(len(batch) == 16 for batch in batches[:-1])
+            continue
+        for batch in batches:
+            padded, real = lengths[batch[0]] * len(batch), sum(lengths[i] for i in batch)
+            assert len(batch) == 1 or padded <= (1 + padding_limit) * real + 1e-9
+    assert length_batches([7] * 40, 16, 0.0) == [list(range(16)), list(range(16, 32)), list(range(32, 40))]
+    assert length_batches([], 16, CPU_PADDING_LIMIT) == []
+
+
+def test_cpu_batches_bound_padding_and_vectors_do_not_depend_on_batching(minilm: E2RankModel, capitals) -> None:
+    """On the CPU a batch is cut where padding passes the limit; each vector still equals its text embedded alone."""
+    texts = [*capitals, "word " * 200, "two words", "Paris " * 60, *(c[: len(c) // 2] for c in capitals)]
+    backend = minilm.backend
+    assert backend.device == "cpu"
+    widths: list[tuple[int, int]] = []
+    original = backend.pad_batch
+
+    def recording(sequences):
+        widths.append((max(len(s) for s in sequences) * len(sequences), sum(len(s) for s in sequences)))
+        return original(sequences)
+
+    backend.pad_batch = recording  # a spy on the real model, which still runs
+    try:
+        minilm.cache.clear()
+        together = minilm.embed_documents(texts)
+    finally:
+        del backend.pad_batch
+    assert 1 < len(widths) < len(texts)  # cut by padding, not one text per pass
+    assert all(padded <= (1 + CPU_PADDING_LIMIT) * real for padded, real in widths)
+    minilm.cache.clear()
+    alone = np.vstack([minilm.embed_documents([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
 
 
 def test_rerank_batch_equals_single_rerank(minilm: E2RankModel, capitals) -> None:
