@@ -272,14 +272,17 @@ def encode_throughput(repeats: int) -> dict[str, float]:
 
 
 def machine() -> dict[str, object]:
-    cpu = "unknown"
+    cpu, flags = "unknown", set()
     if Path("/proc/cpuinfo").is_file():
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
-                break
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     return {
         "cpu": cpu,
+        # what the runtimes' kernels can use: int8 and bfloat16 speed depend on these more than on the clock
+        "cpu_features": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags],
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -386,6 +389,12 @@ def plot(result: dict, path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- backends (#20)
 BACKEND_NAMES = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+#: row name -> (backend, dtype): every backend in float32, plus bfloat16 arithmetic where the CPU has it
+BACKEND_ROWS = {
+    **{name: (name, None) for name in BACKEND_NAMES},
+    "torch bfloat16": ("torch", "bfloat16"),
+    "openvino bfloat16": ("openvino", "bfloat16"),
+}
 MAIN_COMMAND = ["rerank", "--query", "What is the capital of France?", "examples/data/capitals.txt"]
 ONNX_CACHED = "e2rank rerank --backend onnx (export cached)"
 
@@ -495,9 +504,10 @@ def bench_backends(n_queries: int, depth: int, full_queries: int) -> dict:
     run = read_run(folder / "bm25_top100.trec", depth=depth)
     qids = [q for q in collection.queries if q in run][:n_queries]
     rows: dict[str, dict[str, float]] = {}
-    for backend in BACKEND_NAMES:
+    top10s: dict[str, list[list[str]]] = {}
+    for row_name, (backend, dtype) in BACKEND_ROWS.items():
         start = time.perf_counter()
-        model = E2RankModel("e2rank/minilm-l6-e2rank", backend=backend, cache_size=0)
+        model = E2RankModel("e2rank/minilm-l6-e2rank", backend=backend, dtype=dtype, cache_size=0)
         load_s = time.perf_counter() - start
         model.embed_documents(["warm-up"])
         embed, reuse, ranking = [], [], {}
@@ -510,6 +520,7 @@ def bench_backends(n_queries: int, depth: int, full_queries: int) -> dict:
             hits = model.rerank(collection.queries[qid], docs, document_embeddings=vectors)
             reuse.append(time.perf_counter() - start)
             ranking[qid] = {run[qid][h.index]: h.score for h in hits}
+            top10s.setdefault(row_name, []).append([run[qid][h.index] for h in hits[:10]])
         full = []
         for qid in qids[:full_queries]:
             docs = [collection.corpus[d] for d in run[qid]]
@@ -517,7 +528,7 @@ def bench_backends(n_queries: int, depth: int, full_queries: int) -> dict:
             model.rerank(collection.queries[qid], docs)
             full.append(time.perf_counter() - start)
         qrels = {q: collection.qrels[q] for q in qids}
-        rows[backend] = {
+        rows[row_name] = {
             "load_s": load_s,
             "reuse_ms": 1000 * statistics.median(reuse),
             "full_ms": 1000 * statistics.median(full),
@@ -526,7 +537,8 @@ def bench_backends(n_queries: int, depth: int, full_queries: int) -> dict:
         }
         del model
     bm25 = {q: {d: float(depth - i) for i, d in enumerate(run[q])} for q in qids}
-    for row in rows.values():
+    for name, row in rows.items():
+        row["same_top10"] = sum(a == b for a, b in zip(top10s[name], top10s["torch"], strict=True)) / len(qids)
         row["reuse_speedup"] = rows["torch"]["reuse_ms"] / row["reuse_ms"]
         row["full_speedup"] = rows["torch"]["full_ms"] / row["full_ms"]
         row["throughput_ratio"] = row["docs_per_s"] / rows["torch"]["docs_per_s"]
@@ -587,26 +599,31 @@ def write_backends_report(result: dict, folder: Path) -> None:
     lines = [
         "# CPU backends of the packaged encoder (issue #20)",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores (1-minute load average at the start: "
+        f"Machine: {m['cpu']} ({', '.join(m.get('cpu_features') or ['features not recorded'])}), {m['cores']} cores "
+        "(1-minute load average at the start: "
         f"{m.get('load_average_1min', 'not recorded')}), torch {m['torch']}, "
         f"GPU: {m['gpu'] or 'none'}. Command: `python benchmarks/latency.py --backends`. Model: "
-        "`e2rank/minilm-l6-e2rank`, batch 32, float32 unless int8. Set: "
+        "`e2rank/minilm-l6-e2rank`, batch 32, float32 arithmetic unless the row says bfloat16 (int8 rows: int8 "
+        "weights). Set: "
         f"{b['subset']} (nDCG@10 of the BM25 order: {b['bm25_ndcg10']:.4f}). Timings are medians over the queries "
         f"(rerank without reuse: first {b['full_queries']} queries); ratios are against torch in the same run.",
         "",
         "| backend | rerank with reuse ms | × torch | rerank without reuse ms | × torch | embed_documents docs/s "
-        "| × torch | nDCG@10 | load s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| × torch | nDCG@10 | same top 10 as torch | load s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in b["rows"].items():
         lines.append(
             f"| {name} | {r['reuse_ms']:.1f} | {r['reuse_speedup']:.2f} | {r['full_ms']:.0f} | {r['full_speedup']:.2f} "
-            f"| {r['docs_per_s']:.1f} | {r['throughput_ratio']:.2f} | {r['ndcg10']:.4f} | {r['load_s']:.1f} |"
+            f"| {r['docs_per_s']:.1f} | {r['throughput_ratio']:.2f} | {r['ndcg10']:.4f} | {r['same_top10']:.0%} "
+            f"| {r['load_s']:.1f} |"
         )
     lines += [
         "",
-        "× torch: how many times faster than torch (above 1 is faster). GPU rows (half precision, fused attention, "
-        "the full-depth E2Rank-0.6B architecture): not measured (no GPU lent in this session).",
+        "× torch: how many times faster than torch (above 1 is faster). Same top 10: the share of queries whose "
+        "reranked top 10 (ids and order; each row reranks with its own document vectors) equals float32 torch's. "
+        "GPU rows (half precision, fused attention, the full-depth E2Rank-0.6B architecture): not measured (no GPU "
+        "lent in this session).",
         "",
         "## Cold start",
         "",

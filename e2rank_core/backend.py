@@ -124,7 +124,7 @@ def resolve_device(device: str | torch.device | None) -> str:
 
 
 def _check_cpu_runtime(backend: str, resolved: ResolvedModel, device: object, dtype: str | torch.dtype | None) -> None:
-    """The exported backends run float32 encoders on the CPU: anything else is a clear error before loading."""
+    """The exported backends run float32 encoders on the CPU (OpenVINO also bfloat16): else a clear error first."""
     if resolved.gguf_file:
         raise ValueError(
             f"backend {backend!r} does not serve GGUF models ({resolved.name!r} is a .gguf decoder); "
@@ -135,10 +135,13 @@ def _check_cpu_runtime(backend: str, resolved: ResolvedModel, device: object, dt
     from .runtimes import split_backend
 
     runtime, _ = split_backend(backend)
-    if resolve_dtype(dtype) not in (None, torch.float32):  # one dtype vocabulary: resolve_dtype's
-        raise ValueError(
-            f"backend {backend!r} exports float32 models; got dtype={dtype!r} (for int8 use backend='{runtime}-int8')"
-        )
+    compute = resolve_dtype(dtype)  # one dtype vocabulary: resolve_dtype's
+    if compute in (None, torch.float32) or (runtime == "openvino" and compute == torch.bfloat16):
+        return
+    raise ValueError(
+        f"backend {backend!r} exports float32 models; got dtype={dtype!r} (for int8 use backend='{runtime}-int8'; "
+        "bfloat16 arithmetic: backend='openvino', dtype='bfloat16')"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +181,13 @@ class EmbeddingBackend:
         self.resolved = resolved
         self.backend_name = check_backend(backend)
         runtime, _ = split_backend(self.backend_name)
+        # exported backends: the graph is always exported from the float32 model; dtype is the runtime's arithmetic
+        self.runtime_dtype: torch.dtype | None = None
         if runtime != "torch":
             _check_cpu_runtime(self.backend_name, resolved, device, dtype)
             device = "cpu"
+            self.runtime_dtype = resolve_dtype(dtype) or torch.float32
+            dtype = None
         self.device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype)
         if torch_dtype is None and self.device == "cpu":
@@ -289,7 +296,9 @@ class EmbeddingBackend:
             from .runtimes import load_runtime
 
             names = ("input_ids", "attention_mask", *(("token_type_ids",) if self.family.uses_token_type_ids else ()))
-            self.runtime = load_runtime(lambda: self.st_model, self.backend_name, resolved.path, names)
+            self.runtime = load_runtime(
+                lambda: self.st_model, self.backend_name, resolved.path, names, compute_dtype=self.runtime_dtype
+            )
 
     # ----------------------------------------------------------------------------------------- model
     @property

@@ -162,6 +162,7 @@ class E2RankModel:
                 resolved.gguf_file or "",
                 str(self.backend.dtype),
                 self.backend.backend_name,
+                str(self.backend.runtime_dtype or ""),
                 str(self.backend.max_document_tokens),
                 str(self.backend.max_query_tokens),
             ]

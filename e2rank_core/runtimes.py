@@ -250,13 +250,24 @@ def cached_export(get_st_model: Callable[[], Any], backend: str, model_path: str
 
 
 def load_runtime(
-    get_st_model: Callable[[], Any], backend: str, model_path: str, input_names: tuple[str, ...]
+    get_st_model: Callable[[], Any],
+    backend: str,
+    model_path: str,
+    input_names: tuple[str, ...],
+    *,
+    compute_dtype: Any = None,
 ) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
     """A callable from padded int64 arrays (the core's batches) to sentence embeddings, on the CPU.
 
     ``get_st_model`` gives the SentenceTransformer, called only if the export has to be made (see ``cached_export``).
+    ``compute_dtype`` (a ``torch.dtype``; None = float32) is the arithmetic: float32 everywhere, or bfloat16 with
+    OpenVINO, whose CPU plugin otherwise picks bfloat16 by itself on CPUs that have it (AVX-512 BF16, AMX) and would
+    change the scores of a backend named float32.
     """
     runtime, _ = split_backend(backend)
+    precision = "bf16" if str(compute_dtype) == "torch.bfloat16" else "f32"
+    if precision != "f32" and runtime != "openvino":
+        raise ValueError(f"backend {backend!r} computes in float32 only; got compute_dtype={compute_dtype}")
     require_runtime(backend)
     model_file = cached_export(get_st_model, backend, model_path, input_names)
     if runtime == "onnx":
@@ -273,7 +284,10 @@ def load_runtime(
         return run_onnx
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(model_file), "CPU")
+    core = ov.Core()
+    compiled = core.compile_model(str(model_file), "CPU", {"INFERENCE_PRECISION_HINT": precision})
+    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        logger.warning("e2rank: this CPU has no native bfloat16; OpenVINO computes %s in float32", backend)
     ov_names = [next(iter(port.get_names())) for port in compiled.inputs]
 
     def run_openvino(features: Mapping[str, np.ndarray]) -> np.ndarray:

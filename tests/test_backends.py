@@ -65,6 +65,7 @@ def models(exports: dict[str, int]) -> dict[str, E2RankModel]:
     loaded = {"torch": E2RankModel(MODEL, device="cpu")}
     for backend in (*FLOAT_BACKENDS, *INT8_BACKENDS):
         loaded[backend] = E2RankModel(MODEL, backend=backend)
+    loaded["openvino bfloat16"] = E2RankModel(MODEL, backend="openvino", dtype="bfloat16")  # the same export
     return loaded
 
 
@@ -92,6 +93,8 @@ def test_float32_exports_rank_like_torch(models, trec_queries, backend: str) -> 
         reference = torch_model.embed_documents(docs)
         vectors = other.embed_documents(docs)
         assert float((reference * vectors).sum(axis=1).min()) >= 1 - 1e-3
+        # float32 arithmetic, not only close vectors: OpenVINO would pick bfloat16 on CPUs that have it
+        np.testing.assert_allclose(vectors, reference, atol=1e-5, rtol=0)
         prompt = [query]
         cos = float(
             (torch_model.embed_listwise_prompts(prompt, [docs]) * other.embed_listwise_prompts(prompt, [docs])).sum()
@@ -112,6 +115,18 @@ def test_int8_exports_stay_close(models, trec_queries, backend: str) -> None:
         assert float((torch_model.embed_documents(docs) * other.embed_documents(docs)).sum(axis=1).min()) >= 0.97
         overlap.append(len(set(top10(other, query, docs)) & set(top10(torch_model, query, docs))) / 10)
     assert np.mean(overlap) >= 0.7
+
+
+def test_openvino_bfloat16_is_asked_for_and_stays_close(models, trec_queries) -> None:
+    """dtype='bfloat16' with OpenVINO: bfloat16 arithmetic on the float32 export (no new export), close rankings."""
+    torch_model, fast = models["torch"], models["openvino bfloat16"]
+    assert fast.backend.runtime_dtype == torch.bfloat16 and models["openvino"].backend.runtime_dtype == torch.float32
+    assert fast._namespace != models["openvino"]._namespace  # its vectors never mix with float32 ones in a cache
+    overlap = []
+    for query, docs in trec_queries:
+        assert float((torch_model.embed_documents(docs) * fast.embed_documents(docs)).sum(axis=1).min()) >= 0.999
+        overlap.append(len(set(top10(fast, query, docs)) & set(top10(torch_model, query, docs))) / 10)
+    assert np.mean(overlap) >= 0.8
 
 
 def test_export_happens_once_and_is_reused(models, exports: dict[str, int], cache_dir: Path) -> None:
@@ -250,6 +265,10 @@ def test_unsupported_pairs_are_clear_errors(tiny_qwen3_dir: Path) -> None:
         E2RankModel(MODEL, backend="onnx", device="cuda")
     with pytest.raises(ValueError, match="exports float32"):
         E2RankModel(MODEL, backend="onnx", dtype="float16")
+    with pytest.raises(ValueError, match="bfloat16 arithmetic: backend='openvino'"):
+        E2RankModel(MODEL, backend="onnx-int8", dtype="bfloat16")
+    with pytest.raises(ValueError, match="exports float32"):
+        E2RankModel(MODEL, backend="openvino", dtype="float16")
 
 
 def test_missing_runtime_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
