@@ -5,7 +5,7 @@ device, a few minutes) measures the official E2Rank-0.6B and -4B shapes at full 
 ``benchmarks/results/gpu.{md,json}``, the device's name beside every figure. Writes
 ``benchmarks/results/latency.{md,json,png}``. ``--backends`` (about 8 minutes) instead measures the packaged encoder
 on each CPU backend (torch, ONNX, OpenVINO and their int8 variants: rerank with and without reuse, embedding
-throughput, nDCG@10 on a TREC DL 2019 subset), padding-limited CPU batches against full batches, and the cold
+throughput, nDCG@10 on a TREC DL 2019 subset), the CPU's limited batches against full batches, and the cold
 start of ``e2rank rerank``, into
 ``benchmarks/results/backends.{md,json,png}``. ``--cold-start-only`` (about 5 minutes) measures only that cold start,
 with the light loader and without it (``E2RANK_LIGHT_LOADER=0``) and with ``--backend onnx`` from a cached export,
@@ -551,8 +551,8 @@ def bench_backends(n_queries: int, depth: int, full_queries: int) -> dict:
 
 
 def bench_padding(n_queries: int, depth: int, backends: tuple[str, ...] = ("torch", "onnx")) -> dict:
-    """embed_documents with the CPU's padding-limited batches against full length-sorted batches, interleaved per
-    query in one run (``backend.CPU_PADDING_LIMIT`` set to None gives the full batches accelerators keep)."""
+    """embed_documents with the CPU's limited batches against full length-sorted batches, interleaved per query in
+    one run (``backend.CPU_PADDING_LIMIT`` and ``CPU_MAX_BATCH_TOKENS`` set to None: the batches accelerators keep)."""
     from e2rank_core import E2RankModel
     from e2rank_core import backend as backend_module
     from e2rank_core.evaluation.data import load_beir, read_run
@@ -561,7 +561,7 @@ def bench_padding(n_queries: int, depth: int, backends: tuple[str, ...] = ("torc
     collection = load_beir(folder)
     run = read_run(folder / "bm25_top100.trec", depth=depth)
     qids = [q for q in collection.queries if q in run][:n_queries]
-    limit = backend_module.CPU_PADDING_LIMIT
+    limit, budget = backend_module.CPU_PADDING_LIMIT, backend_module.CPU_MAX_BATCH_TOKENS
     rows: dict[str, dict[str, float]] = {}
     for name in backends:
         model = E2RankModel("e2rank/minilm-l6-e2rank", backend=name, cache_size=0)
@@ -572,14 +572,14 @@ def bench_padding(n_queries: int, depth: int, backends: tuple[str, ...] = ("torc
             for qid in qids:
                 docs = [collection.corpus[d] for d in run[qid]]
                 vectors = {}
-                for setting, value in (("full", None), ("limited", limit)):
-                    backend_module.CPU_PADDING_LIMIT = value
+                for setting, (padding, tokens) in (("full", (None, None)), ("limited", (limit, budget))):
+                    backend_module.CPU_PADDING_LIMIT, backend_module.CPU_MAX_BATCH_TOKENS = padding, tokens
                     start = time.perf_counter()
                     vectors[setting] = model.embed_documents(docs)
                     times[setting].append(time.perf_counter() - start)
                 largest = max(largest, float(np.abs(vectors["full"] - vectors["limited"]).max()))
         finally:
-            backend_module.CPU_PADDING_LIMIT = limit
+            backend_module.CPU_PADDING_LIMIT, backend_module.CPU_MAX_BATCH_TOKENS = limit, budget
         full, limited = statistics.median(times["full"]), statistics.median(times["limited"])
         rows[name] = {
             "full_docs_per_s": depth / full,
@@ -588,7 +588,8 @@ def bench_padding(n_queries: int, depth: int, backends: tuple[str, ...] = ("torc
             "max_abs_diff": largest,
         }
         del model
-    return {"subset": f"TREC DL 2019, first {len(qids)} judged queries, BM25 top-{depth}", "limit": limit, "rows": rows}
+    subset = f"TREC DL 2019, first {len(qids)} judged queries, BM25 top-{depth}"
+    return {"subset": subset, "limit": limit, "max_tokens": budget, "rows": rows}
 
 
 def write_backends_report(result: dict, folder: Path) -> None:
@@ -636,13 +637,14 @@ def write_backends_report(result: dict, folder: Path) -> None:
     if padding:
         lines += [
             "",
-            "## Padding-limited batches on the CPU",
+            "## Limited batches on the CPU",
             "",
             f"`embed_documents` of each query's candidates ({padding['subset']}): batches cut where padding passes "
-            f"{padding['limit']:.0%} of the real tokens (the CPU default) against full length-sorted batches of 32 "
-            "(what accelerators keep), interleaved per query in this run; medians.",
+            f"{padding['limit']:.0%} of the real tokens or {padding.get('max_tokens')} padded tokens (the CPU "
+            "default) against full length-sorted batches of 32 (what accelerators keep), interleaved per query in "
+            "this run; medians.",
             "",
-            "| backend | full batches docs/s | padding-limited docs/s | speed-up | largest vector difference |",
+            "| backend | full batches docs/s | limited batches docs/s | speed-up | largest vector difference |",
             "|---|---:|---:|---:|---:|",
         ]
         for name, r in padding["rows"].items():

@@ -52,30 +52,39 @@ _DTYPES: dict[str, torch.dtype] = {
 }
 
 #: On a CPU a forward pass costs about as much as its padded tokens, so a batch is cut wherever padding would pass
-#: this share of its real tokens (embed_documents of BM25 candidates about 1.3x faster on 2 cores, issue #20).
-#: Accelerators keep full batches: there a batch's cost grows little with its size.
+#: this share of its real tokens (embed_documents of BM25 candidates about 1.4x faster on 2 cores, issue #20)...
 CPU_PADDING_LIMIT = 0.1
+#: ... and wherever it would pass this many padded tokens: past it the activations leave the caches (on 2 cores 32 x
+#: 512 tokens cost 7-17% more per sequence than 4-8 x 512). Accelerators keep full batches: there a batch costs
+#: little more than one sequence.
+CPU_MAX_BATCH_TOKENS = 2048
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, padding_limit: float | None = None) -> list[list[int]]:
+def length_batches(
+    lengths: Sequence[int], batch_size: int, padding_limit: float | None = None, max_tokens: int | None = None
+) -> list[list[int]]:
     """Indices of ``lengths``, longest first, cut into batches of at most ``batch_size``.
 
     With ``padding_limit`` a batch is also cut before a sequence whose padding to the batch's longest would make the
-    padded tokens exceed ``(1 + padding_limit)`` times the real ones (a single sequence is never padded).
+    padded tokens exceed ``(1 + padding_limit)`` times the real ones, and with ``max_tokens`` before its padded
+    tokens would exceed ``max_tokens`` (a single sequence is never cut).
 
         >>> length_batches([3, 10, 9, 3], batch_size=8, padding_limit=0.1)
         [[1, 2], [0, 3]]
+        >>> length_batches([512] * 5, batch_size=32, max_tokens=2048)
+        [[0, 1, 2, 3], [4]]
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    if padding_limit is None:
+    if padding_limit is None and max_tokens is None:
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    limit = float("inf") if padding_limit is None else 1 + padding_limit
+    budget = float("inf") if max_tokens is None else max_tokens
     batches: list[list[int]] = []
     batch: list[int] = []
     real = 0
     for i in order:
-        if batch and (
-            len(batch) == batch_size or lengths[batch[0]] * (len(batch) + 1) > (1 + padding_limit) * (real + lengths[i])
-        ):
+        padded = lengths[batch[0]] * (len(batch) + 1) if batch else 0
+        if batch and (len(batch) == batch_size or padded > limit * (real + lengths[i]) or padded > budget):
             batches.append(batch)
             batch, real = [], 0
         batch.append(i)
@@ -425,8 +434,13 @@ class EmbeddingBackend:
         out = np.zeros((len(sequences), self.dimension), dtype=np.float32)
         if not sequences:
             return out
-        padding_limit = CPU_PADDING_LIMIT if self.device.split(":")[0] == "cpu" else None
-        batches = length_batches([len(s) for s in sequences], batch_size, padding_limit)
+        cpu = self.device.split(":")[0] == "cpu"
+        batches = length_batches(
+            [len(s) for s in sequences],
+            batch_size,
+            padding_limit=CPU_PADDING_LIMIT if cpu else None,
+            max_tokens=CPU_MAX_BATCH_TOKENS if cpu else None,
+        )
         iterator: Any = batches
         if show_progress_bar:
             from tqdm.auto import tqdm

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from e2rank_core import E2RankModel, ModelNotAvailableError, RankedDocument, scale_score
-from e2rank_core.backend import CPU_PADDING_LIMIT, fit_documents_to_budget, is_decoder_family, length_batches
+from e2rank_core.backend import (
+    CPU_MAX_BATCH_TOKENS,
+    CPU_PADDING_LIMIT,
+    fit_documents_to_budget,
+    is_decoder_family,
+    length_batches,
+)
 from e2rank_core.prompts import cut_to_words, listwise_prompt_content, retrieval_query_text
 
 QUERY = "What is the capital of France?"
@@ -103,24 +109,34 @@ def test_cache_avoids_reencoding_and_is_bounded(tiny_qwen3_dir) -> None:
     np.testing.assert_array_equal(model.embed_documents(["d"])[0], second[0])
 
 
-@pytest.mark.parametrize("padding_limit", [None, 0.0, CPU_PADDING_LIMIT, 1.0])
-def test_length_batches_cover_every_index_longest_first(padding_limit: float | None) -> None:
+@pytest.mark.parametrize(
+    ("padding_limit", "max_tokens"),
+    [(None, None), (0.0, None), (CPU_PADDING_LIMIT, None), (1.0, None), (None, 700), (CPU_PADDING_LIMIT, 2048)],
+)
+def test_length_batches_cover_every_index_longest_first(padding_limit: float | None, max_tokens: int | None) -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
         lengths = rng.integers(1, 300, size=int(rng.integers(1, 120))).tolist()
-        batches = length_batches(lengths, 16, padding_limit)
+        batches = length_batches(lengths, 16, padding_limit, max_tokens)
         flat = [i for batch in batches for i in batch]
         assert sorted(flat) == list(range(len(lengths)))
         assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
         assert all(1 <= len(batch) <= 16 for batch in batches)
-        if padding_limit is None:  # accelerators: full batches in length order
+        if padding_limit is None and max_tokens is None:  # accelerators: full batches in length order
             assert all(len(batch) == 16 for batch in batches[:-1])
             continue
-        for batch in batches:
+        for batch, following in zip(batches, [*batches[1:], None], strict=True):
             padded, real = lengths[batch[0]] * len(batch), sum(lengths[i] for i in batch)
-            assert len(batch) == 1 or padded <= (1 + padding_limit) * real + 1e-9
+            if len(batch) > 1:
+                assert padding_limit is None or padded <= (1 + padding_limit) * real + 1e-9
+                assert max_tokens is None or padded <= max_tokens
+            if following is not None and len(batch) < 16:  # cut only where the next one would break a limit
+                grown, grown_real = lengths[batch[0]] * (len(batch) + 1), real + lengths[following[0]]
+                over_padding = padding_limit is not None and grown > (1 + padding_limit) * grown_real
+                assert over_padding or (max_tokens is not None and grown > max_tokens)
     assert length_batches([7] * 40, 16, 0.0) == [list(range(16)), list(range(16, 32)), list(range(32, 40))]
-    assert length_batches([], 16, CPU_PADDING_LIMIT) == []
+    assert length_batches([600, 5], 16, None, 500) == [[0], [1]]  # a sequence over the budget goes alone
+    assert length_batches([], 16, CPU_PADDING_LIMIT, CPU_MAX_BATCH_TOKENS) == []
 
 
 def test_cpu_batches_bound_padding_and_vectors_do_not_depend_on_batching(minilm: E2RankModel, capitals) -> None:
@@ -143,6 +159,7 @@ def test_cpu_batches_bound_padding_and_vectors_do_not_depend_on_batching(minilm:
         del backend.pad_batch
     assert 1 < len(widths) < len(texts)  # cut by padding, not one text per pass
     assert all(padded <= (1 + CPU_PADDING_LIMIT) * real for padded, real in widths)
+    assert all(padded <= CPU_MAX_BATCH_TOKENS or padded == real for padded, real in widths)
     minilm.cache.clear()
     alone = np.vstack([minilm.embed_documents([t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
