@@ -503,39 +503,48 @@ def bench_backends(n_queries: int, depth: int, full_queries: int) -> dict:
     collection = load_beir(folder)
     run = read_run(folder / "bm25_top100.trec", depth=depth)
     qids = [q for q in collection.queries if q in run][:n_queries]
-    rows: dict[str, dict[str, float]] = {}
-    top10s: dict[str, list[list[str]]] = {}
+    models, load_s = {}, {}
     for row_name, (backend, dtype) in BACKEND_ROWS.items():
         start = time.perf_counter()
-        model = E2RankModel("e2rank/minilm-l6-e2rank", backend=backend, dtype=dtype, cache_size=0)
-        load_s = time.perf_counter() - start
-        model.embed_documents(["warm-up"])
-        embed, reuse, ranking = [], [], {}
-        for qid in qids:
-            docs = [collection.corpus[d] for d in run[qid]]
+        models[row_name] = E2RankModel("e2rank/minilm-l6-e2rank", backend=backend, dtype=dtype, cache_size=0)
+        load_s[row_name] = time.perf_counter() - start
+        models[row_name].embed_documents(["warm-up"])
+    names = list(models)
+    embed: dict[str, list[float]] = {n: [] for n in names}
+    reuse: dict[str, list[float]] = {n: [] for n in names}
+    full: dict[str, list[float]] = {n: [] for n in names}
+    ranking: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
+    top10s: dict[str, list[list[str]]] = {n: [] for n in names}
+    # interleaved: every query goes through every backend, in an order rotated per query, so that a slow spell of a
+    # shared machine hits all rows alike instead of whichever row was running then
+    for k, qid in enumerate(qids):
+        docs = [collection.corpus[d] for d in run[qid]]
+        for name in names[k % len(names) :] + names[: k % len(names)]:
+            model = models[name]
             start = time.perf_counter()
             vectors = model.embed_documents(docs, show_progress_bar=False)
-            embed.append(time.perf_counter() - start)
+            embed[name].append(time.perf_counter() - start)
             start = time.perf_counter()
             hits = model.rerank(collection.queries[qid], docs, document_embeddings=vectors)
-            reuse.append(time.perf_counter() - start)
-            ranking[qid] = {run[qid][h.index]: h.score for h in hits}
-            top10s.setdefault(row_name, []).append([run[qid][h.index] for h in hits[:10]])
-        full = []
-        for qid in qids[:full_queries]:
-            docs = [collection.corpus[d] for d in run[qid]]
-            start = time.perf_counter()
-            model.rerank(collection.queries[qid], docs)
-            full.append(time.perf_counter() - start)
-        qrels = {q: collection.qrels[q] for q in qids}
-        rows[row_name] = {
-            "load_s": load_s,
-            "reuse_ms": 1000 * statistics.median(reuse),
-            "full_ms": 1000 * statistics.median(full),
-            "docs_per_s": depth / statistics.median(embed),
-            "ndcg10": ir_measures.calc_aggregate([nDCG @ 10], qrels, ranking)[nDCG @ 10],
+            reuse[name].append(time.perf_counter() - start)
+            ranking[name][qid] = {run[qid][h.index]: h.score for h in hits}
+            top10s[name].append([run[qid][h.index] for h in hits[:10]])
+            if k < full_queries:
+                start = time.perf_counter()
+                model.rerank(collection.queries[qid], docs)
+                full[name].append(time.perf_counter() - start)
+    qrels = {q: collection.qrels[q] for q in qids}
+    rows = {
+        name: {
+            "load_s": load_s[name],
+            "reuse_ms": 1000 * statistics.median(reuse[name]),
+            "full_ms": 1000 * statistics.median(full[name]),
+            "docs_per_s": depth / statistics.median(embed[name]),
+            "ndcg10": ir_measures.calc_aggregate([nDCG @ 10], qrels, ranking[name])[nDCG @ 10],
         }
-        del model
+        for name in names
+    }
+    del models
     bm25 = {q: {d: float(depth - i) for i, d in enumerate(run[q])} for q in qids}
     for name, row in rows.items():
         row["same_top10"] = sum(a == b for a, b in zip(top10s[name], top10s["torch"], strict=True)) / len(qids)
@@ -607,7 +616,8 @@ def write_backends_report(result: dict, folder: Path) -> None:
         "`e2rank/minilm-l6-e2rank`, batch 32, float32 arithmetic unless the row says bfloat16 (int8 rows: int8 "
         "weights). Set: "
         f"{b['subset']} (nDCG@10 of the BM25 order: {b['bm25_ndcg10']:.4f}). Timings are medians over the queries "
-        f"(rerank without reuse: first {b['full_queries']} queries); ratios are against torch in the same run.",
+        f"(rerank without reuse: first {b['full_queries']} queries); every query goes through every row in turn "
+        "(order rotated per query); ratios are against torch in the same run.",
         "",
         "| backend | rerank with reuse ms | × torch | rerank without reuse ms | × torch | embed_documents docs/s "
         "| × torch | nDCG@10 | same top 10 as torch | load s |",
