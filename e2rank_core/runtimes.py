@@ -285,9 +285,10 @@ def load_runtime(
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(str(model_file), "CPU", {"INFERENCE_PRECISION_HINT": precision})
     if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        logger.warning("e2rank: this CPU has no native bfloat16; OpenVINO computes %s in float32", backend)
+        logger.warning("e2rank: this CPU has no bfloat16 support; OpenVINO computes %s in float32", backend)
+        precision = "f32"
+    compiled = core.compile_model(str(model_file), "CPU", {"INFERENCE_PRECISION_HINT": precision})
     ov_names = [next(iter(port.get_names())) for port in compiled.inputs]
 
     def run_openvino(features: Mapping[str, np.ndarray]) -> np.ndarray:

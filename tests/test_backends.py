@@ -7,6 +7,7 @@ those exports (which is itself one of the things tested).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -127,6 +128,26 @@ def test_openvino_bfloat16_is_asked_for_and_stays_close(models, trec_queries) ->
         assert float((torch_model.embed_documents(docs) * fast.embed_documents(docs)).sum(axis=1).min()) >= 0.999
         overlap.append(len(set(top10(fast, query, docs)) & set(top10(torch_model, query, docs))) / 10)
     assert np.mean(overlap) >= 0.8
+
+
+def test_openvino_bfloat16_without_cpu_support_computes_float32(
+    models, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CPU without bfloat16 (as OpenVINO reports it) gets float32 and a warning, not an error or slow emulation."""
+    import openvino as ov
+
+    class CoreWithoutBf16(ov.Core):  # the real runtime; only the capability list drops BF16, as on an AVX2 CPU
+        def get_property(self, device, name):
+            value = super().get_property(device, name)
+            return [c for c in value if c != "BF16"] if name == "OPTIMIZATION_CAPABILITIES" else value
+
+    monkeypatch.setattr(ov, "Core", CoreWithoutBf16)
+    with caplog.at_level(logging.WARNING, logger="e2rank"):
+        model = E2RankModel(MODEL, backend="openvino", dtype="bfloat16", cache_size=0)
+    assert "no bfloat16 support" in caplog.text
+    np.testing.assert_allclose(
+        model.embed_documents(TEXTS), models["openvino"].embed_documents(TEXTS), atol=1e-6, rtol=0
+    )
 
 
 def test_export_happens_once_and_is_reused(models, exports: dict[str, int], cache_dir: Path) -> None:
