@@ -92,6 +92,8 @@ class E2RankModel:
             ``"openvino"`` (float32 exports, same rankings) and ``"onnx-int8"``, ``"openvino-int8"`` (int8, faster,
             slightly different scores). Exported once, then cached (``$E2RANK_CACHE``, default ``~/.cache/e2rank``);
             see :mod:`e2rank_core.runtimes`. Decoder and GGUF models with a non-torch backend are a ``ValueError``.
+            ``dtype="bfloat16"`` with an OpenVINO backend computes in bfloat16 on CPUs that have it (AVX-512 BF16,
+            AMX; the fastest close-to-float32 option there), float32 with a warning elsewhere.
         query_weight: beyond the paper, score by cosine to ``normalize(p + query_weight * q)``, the listwise prompt
             embedding ``p`` with the query's own retrieval embedding ``q`` added back (Rocchio-style; see
             :mod:`e2rank_core.rocchio`); costs one short query forward pass, cached. ``0`` is the paper's score.
