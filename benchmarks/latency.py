@@ -222,7 +222,7 @@ def bench_backbone(name: str, model, lm, docs: list[str], repeats: int) -> dict[
                     max_new_tokens=GENERATED_TOKENS,
                     min_new_tokens=GENERATED_TOKENS,
                     do_sample=False,
-                    pad_token_id=backend.pad_id,
+                    pad_token_id=backend.family.pad_id,
                 )
                 if start == 0:
                     break
