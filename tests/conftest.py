@@ -7,8 +7,11 @@ architecture, milliseconds per forward pass).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -91,6 +94,19 @@ def smollm():
     from e2rank_core import E2RankModel
 
     return E2RankModel(SMOLLM_ID, device="cpu", dtype="float32")
+
+
+def load_benchmark(filename: str) -> ModuleType:
+    """A script from ``benchmarks/`` as a module (they are scripts, not a package), imported once."""
+    name = "e2rank_benchmark_" + Path(filename).stem
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / filename)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def require_data(name: str) -> Path:

@@ -6,27 +6,18 @@ Real models and the real shared collections; nothing is mocked.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA_DIR
+from conftest import DATA_DIR, load_benchmark
 
 from e2rank_core.rocchio import combine_query_embedding
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _selection_module():
-    spec = importlib.util.spec_from_file_location("e2rank_selection", ROOT / "benchmarks" / "selection.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("selection.py")
 
 
 def _hand_combine(p: list[float], q: list[float], w: float) -> list[float]:
