@@ -43,6 +43,8 @@ import numpy as np
 import psutil
 import torch
 
+from e2rank_core.runtimes import BACKENDS
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 RESULTS = ROOT / "benchmarks" / "results"
@@ -388,10 +390,9 @@ def plot(result: dict, path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- backends (#20)
-BACKEND_NAMES = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 #: row name -> (backend, dtype): every backend in float32, plus bfloat16 arithmetic where the CPU has it
 BACKEND_ROWS = {
-    **{name: (name, None) for name in BACKEND_NAMES},
+    **{name: (name, None) for name in BACKENDS},
     "torch bfloat16": ("torch", "bfloat16"),
     "openvino bfloat16": ("openvino", "bfloat16"),
 }

@@ -75,8 +75,6 @@ def length_batches(
         [[0, 1, 2, 3], [4]]
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    if padding_limit is None and max_tokens is None:
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     limit = float("inf") if padding_limit is None else 1 + padding_limit
     budget = float("inf") if max_tokens is None else max_tokens
     batches: list[list[int]] = []
@@ -141,11 +139,11 @@ def _check_cpu_runtime(backend: str, resolved: ResolvedModel, device: object, dt
         )
     if device is not None and str(device) not in {"cpu", "auto"}:
         raise ValueError(f"backend {backend!r} runs on the CPU; got device={str(device)!r} (use backend='torch' there)")
-    from .runtimes import split_backend
+    from .runtimes import BFLOAT16_RUNTIMES, split_backend
 
     runtime, _ = split_backend(backend)
     compute = resolve_dtype(dtype)  # one dtype vocabulary: resolve_dtype's
-    if compute in (None, torch.float32) or (runtime == "openvino" and compute == torch.bfloat16):
+    if compute in (None, torch.float32) or (runtime in BFLOAT16_RUNTIMES and compute == torch.bfloat16):
         return
     raise ValueError(
         f"backend {backend!r} exports float32 models; got dtype={dtype!r} (for int8 use backend='{runtime}-int8'; "

@@ -44,6 +44,9 @@ BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 #: Bumped when the export recipe changes, so that old cached exports are not reused.
 EXPORT_VERSION = 1
 
+#: Runtimes that can compute in bfloat16 (``dtype="bfloat16"``); the others compute in float32 only.
+BFLOAT16_RUNTIMES = frozenset({"openvino"})
+
 _PACKAGES = {
     "onnx": "onnxruntime and onnx (pip install 'e2rank[onnx]')",
     "openvino": "openvino, onnx and nncf (pip install 'e2rank[openvino]')",
@@ -266,7 +269,7 @@ def load_runtime(
     """
     runtime, _ = split_backend(backend)
     precision = "bf16" if str(compute_dtype) == "torch.bfloat16" else "f32"
-    if precision != "f32" and runtime != "openvino":
+    if precision != "f32" and runtime not in BFLOAT16_RUNTIMES:
         raise ValueError(f"backend {backend!r} computes in float32 only; got compute_dtype={compute_dtype}")
     require_runtime(backend)
     model_file = cached_export(get_st_model, backend, model_path, input_names)
@@ -299,6 +302,7 @@ def load_runtime(
 
 __all__ = [
     "BACKENDS",
+    "BFLOAT16_RUNTIMES",
     "cached_export_file",
     "check_backend",
     "export_cache_root",
